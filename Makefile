@@ -1,0 +1,53 @@
+# sophia.migrate — every target runs from the repository root (= the collection root).
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+SCENARIO ?= default
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-unit test-integration test-molecule lint sanity rehearsal bench build docs clean
+
+help:
+	@echo "make demo        set up, then run playbooks/phase2a.yml on the lab inventory"
+	@echo "make test        set up, then every test (lint, sanity, unit, integration, molecule)"
+	@echo "make setup       idempotent machine + venv + image preparation"
+	@echo "make test-unit | test-integration | test-molecule SCENARIO=x | lint | sanity | bench | build"
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@scripts/demo.sh
+
+test: setup
+	@scripts/test-all.sh
+
+test-unit:
+	pytest tests/unit $(PYTEST_ARGS)
+
+test-integration:
+	pytest tests/integration $(PYTEST_ARGS)
+
+test-molecule:
+	molecule test -s $(SCENARIO)
+
+lint:
+	ruff check .
+	yamllint -s .
+	ansible-lint
+
+sanity:
+	@scripts/sanity.sh
+
+rehearsal: setup
+	@scripts/rehearsal.sh
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; python "$$b" || exit 1; done
+
+build:
+	ansible-galaxy collection build --force --output-path build/
+
+clean:
+	rm -rf build tests/output .pytest_cache .ruff_cache

@@ -1,0 +1,846 @@
+"""Fly.io plumbing for the Phase 1 audit: Machines API client, repository scan, verdicts, report.
+
+API surface used (``../specs/fly-machines-openapi-2024-01.yaml`` and ``../specs/fly-docs/``):
+
+- ``GET /apps?org_slug=`` (Apps_list), ``GET /apps/{app}`` (Apps_show), ``DELETE /apps/{app}`` (Apps_delete,
+  answers 202, deletion is asynchronous), ``GET /apps/{app}/machines``, ``GET /apps/{app}/volumes``.
+- ``GET /apps/{app}/certificates`` is documented in fly-docs (certificates resource) but is not part of the
+  2024-01 OpenAPI document; a 404 on it for an existing app is reported as "unavailable", not as an error.
+- IP assignments and secret names have no Machines API endpoint in these documents ("Currently this is done
+  using flyctl or the Fly.io GraphQL API"): they are read from the GraphQL API (``app.ipAddresses``,
+  ``app.secrets``, the queries flyctl uses). Secret values are never requested, only names.
+
+Tokens: ``FlyV1 ...`` (macaroon) tokens are sent as they are, ``fm1_``/``fm2_`` macaroons get the ``FlyV1``
+scheme, anything else is a ``Bearer`` token. The token is never part of a message or a result.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import time
+import typing as t
+import urllib.parse
+
+from ansible_collections.sophia.migrate.plugins.module_utils._http import HttpClient, HttpError
+
+DEFAULT_API_URL = "https://api.machines.dev/v1"
+DEFAULT_GRAPHQL_URL = "https://api.fly.io/graphql"
+INCLUDE = ("machines", "volumes", "certificates", "ips", "secrets")
+# The seed's Phase 1 report: the legacy apps, all on .fly.dev.
+SEED_APPS = (
+    "sophiaai-dashboard-v2",
+    "sophiaai-mcp-repo-v2",
+    "sophiaai-mcp-research-v2",
+    "sophiaai-mcp-context-v2",
+    "sophiaai-mcp-business-v2",
+    "sophiaai-mcp-lambda-v2",
+    "sophiaai-mcp-hubspot-v2",
+    "sophiaai-jobs-v2",
+)
+VERDICTS = ("gone", "safe to destroy", "blocked")
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+GRAPHQL_APP_QUERY = (
+    "query($appName: String!) { app(name: $appName) { "
+    "ipAddresses { nodes { id address type region createdAt } } "
+    "secrets { name createdAt } } }"
+)
+
+
+class FlyError(Exception):
+    """A Fly API call failed or answered something unusable; the message says what was attempted."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class FlyForbidden(FlyError):
+    """HTTP 403: the token may not see or touch this app. Nothing is ever deleted on a 403."""
+
+
+def auth_header(token: str) -> str:
+    """Authorization header value for a plain (Bearer) or macaroon (FlyV1) token."""
+    token = (token or "").strip()
+    if not token:
+        raise FlyError("api_token: no token given (set api_token or FLY_API_TOKEN)")
+    if token.startswith("FlyV1 "):
+        return token
+    if token.lower().startswith("bearer "):
+        return "Bearer " + token[7:].strip()
+    if token.startswith(("fm1_", "fm2_", "fm1r_", "fm1a_")):
+        return "FlyV1 " + token
+    return "Bearer " + token
+
+
+def valid_app_name(name: str) -> bool:
+    return bool(_APP_NAME.match(name or ""))
+
+
+class FlyClient:
+    """Machines API (+ GraphQL for IPs and secret names) through the shared HttpClient (retries on 429/5xx)."""
+
+    def __init__(
+        self,
+        token: str,
+        api_url: str = DEFAULT_API_URL,
+        graphql_url: str = DEFAULT_GRAPHQL_URL,
+        timeout: float = 30.0,
+        validate_certs: bool = True,
+        retries: int = 5,
+        backoff: float = 1.0,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ):
+        self._token = (token or "").strip()
+        headers = {"Authorization": auth_header(token), "Accept": "application/json"}
+        try:
+            self.http = HttpClient(
+                api_url,
+                headers=headers,
+                timeout=timeout,
+                validate_certs=validate_certs,
+                retries=retries,
+                backoff=backoff,
+                sleep=sleep,
+            )
+        except HttpError as exc:
+            raise FlyError(str(exc)) from exc
+        self.graphql_url = graphql_url
+
+    def _scrub(self, text: str) -> str:
+        if self._token and self._token in text:
+            text = text.replace(self._token, "********")
+        return text
+
+    def _call(self, what: str, method: str, path: str, expected: t.Iterable[int] = (200,), **kwargs: t.Any) -> t.Any:
+        """JSON answer of one call; 404 -> None when 404 is expected; 401/403 and others -> FlyError."""
+        expected = tuple(expected)
+        try:
+            response = self.http.request(method, path, expected=expected, **kwargs)
+        except HttpError as exc:
+            msg = self._scrub(f"{what}: {exc}")
+            if exc.status == 401:
+                raise FlyError(f"{msg} (the API token is missing, invalid or expired)", 401) from None
+            if exc.status == 403:
+                raise FlyForbidden(f"{msg} (the token is not allowed to do this)", 403) from None
+            if exc.status == 429:
+                raise FlyError(f"{msg} (still rate limited after {self.http.retries} retries)", 429) from None
+            raise FlyError(msg, exc.status) from None
+        if response.status_code == 404:
+            return None
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            excerpt = " ".join(response.text.split())[:120]
+            raise FlyError(
+                self._scrub(
+                    f"{what}: {method} {self.http.url(path)}: the API answered "
+                    f"HTTP {response.status_code} with malformed JSON: {excerpt!r}"
+                ),
+                response.status_code,
+            ) from None
+
+    @staticmethod
+    def _expect(what: str, value: t.Any, kind: type, key: str | None = None) -> t.Any:
+        if key is not None:
+            if not isinstance(value, dict) or not isinstance(value.get(key), kind):
+                raise FlyError(
+                    f"{what}: malformed answer from the API: expected an object with "
+                    f"'{key}' ({kind.__name__}), got {_shape(value)}"
+                )
+            return value[key]
+        if not isinstance(value, kind):
+            raise FlyError(f"{what}: malformed answer from the API: expected {kind.__name__}, got {_shape(value)}")
+        return value
+
+    # --- Machines API ------------------------------------------------------------------------------
+    def list_apps(self, org: str) -> list[dict[str, t.Any]]:
+        what = f"list apps of org '{org}'"
+        data = self._call(what, "GET", "/apps", params={"org_slug": org})
+        apps = self._expect(what, data, list, "apps")
+        out = []
+        for item in apps:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise FlyError(f"{what}: malformed answer from the API: an app without a name ({_shape(item)})")
+            out.append(
+                {
+                    "name": item["name"],
+                    "id": item.get("id"),
+                    "machine_count": item.get("machine_count"),
+                    "volume_count": item.get("volume_count"),
+                }
+            )
+        return out
+
+    def get_app(self, name: str) -> dict[str, t.Any] | None:
+        what = f"read app '{name}'"
+        data = self._call(what, "GET", f"/apps/{_q(name)}", expected=(200, 404))
+        if data is None:
+            return None
+        data = self._expect(what, data, dict)
+        org = data.get("organization") if isinstance(data.get("organization"), dict) else {}
+        return {
+            "id": data.get("id"),
+            "name": data.get("name") or name,
+            "status": data.get("status"),
+            "organization": org.get("slug"),
+        }
+
+    def list_machines(self, name: str) -> list[dict[str, t.Any]] | None:
+        what = f"list machines of app '{name}'"
+        data = self._call(what, "GET", f"/apps/{_q(name)}/machines", expected=(200, 404))
+        if data is None:
+            return None
+        out = []
+        for raw in self._expect(what, data, list):
+            m = self._expect(what, raw, dict)
+            config = m.get("config") if isinstance(m.get("config"), dict) else {}
+            ref = m.get("image_ref") if isinstance(m.get("image_ref"), dict) else {}
+            image = config.get("image") or (
+                f"{ref.get('registry', '')}/{ref.get('repository', '')}:{ref.get('tag', '')}".strip("/:")
+                if ref
+                else None
+            )
+            out.append(
+                {
+                    "id": m.get("id"),
+                    "name": m.get("name"),
+                    "state": m.get("state"),
+                    "region": m.get("region"),
+                    "image": image,
+                    "updated_at": m.get("updated_at"),
+                    "created_at": m.get("created_at"),
+                }
+            )
+        return out
+
+    def list_volumes(self, name: str) -> list[dict[str, t.Any]] | None:
+        what = f"list volumes of app '{name}'"
+        data = self._call(what, "GET", f"/apps/{_q(name)}/volumes", expected=(200, 404))
+        if data is None:
+            return None
+        out = []
+        for raw in self._expect(what, data, list):
+            v = self._expect(what, raw, dict)
+            out.append(
+                {
+                    "id": v.get("id"),
+                    "name": v.get("name"),
+                    "size_gb": v.get("size_gb"),
+                    "state": v.get("state"),
+                    "region": v.get("region"),
+                    "attached_machine_id": v.get("attached_machine_id") or None,
+                    "attached": bool(v.get("attached_machine_id") or v.get("attached_alloc_id")),
+                    "encrypted": v.get("encrypted"),
+                    "created_at": v.get("created_at"),
+                }
+            )
+        return out
+
+    def list_certificates(self, name: str) -> list[dict[str, t.Any]] | None:
+        """Certificates (fly-docs certificates resource); None when the endpoint answers 404."""
+        what = f"list certificates of app '{name}'"
+        data = self._call(what, "GET", f"/apps/{_q(name)}/certificates", expected=(200, 404))
+        if data is None:
+            return None
+        out = []
+        for raw in self._expect(what, data, list, "certificates"):
+            c = self._expect(what, raw, dict)
+            out.append(
+                {
+                    "hostname": c.get("hostname"),
+                    "status": c.get("status"),
+                    "configured": c.get("configured"),
+                    "has_custom_certificate": c.get("has_custom_certificate"),
+                    "has_fly_certificate": c.get("has_fly_certificate"),
+                }
+            )
+        return out
+
+    def delete_app(self, name: str, force: bool = False) -> int:
+        """DELETE /apps/{app}; returns the status (202 accepted, 404 already gone). Raises FlyForbidden on 403."""
+        what = f"delete app '{name}'"
+        path = f"/apps/{_q(name)}" + ("?force=true" if force else "")
+        try:
+            response = self.http.request("DELETE", path, expected=(200, 202, 204, 404))
+        except HttpError as exc:
+            msg = self._scrub(f"{what}: {exc}")
+            if exc.status == 403:
+                raise FlyForbidden(
+                    f"{msg} (the token is not allowed to delete this app; nothing was deleted)", 403
+                ) from None
+            raise FlyError(msg, exc.status) from None
+        return response.status_code
+
+    # --- GraphQL (IPs, secret names) -----------------------------------------------------------------
+    def graphql_app(self, name: str) -> dict[str, t.Any]:
+        what = f"read IP assignments and secret names of app '{name}' (GraphQL)"
+        data = self._call(
+            what, "POST", self.graphql_url, json={"query": GRAPHQL_APP_QUERY, "variables": {"appName": name}}
+        )
+        data = self._expect(what, data, dict)
+        if data.get("errors"):
+            msgs = [str(e.get("message")) if isinstance(e, dict) else str(e) for e in data["errors"]]
+            raise FlyError(self._scrub(f"{what}: {'; '.join(msgs)}"))
+        app = (data.get("data") or {}).get("app") if isinstance(data.get("data"), dict) else None
+        if not isinstance(app, dict):
+            raise FlyError(f"{what}: malformed answer from the API: no data.app object ({_shape(data)})")
+        nodes = (app.get("ipAddresses") or {}).get("nodes") if isinstance(app.get("ipAddresses"), dict) else None
+        secrets = app.get("secrets")
+        if not isinstance(nodes, list) or not isinstance(secrets, list):
+            raise FlyError(f"{what}: malformed answer from the API: ipAddresses.nodes and secrets must be lists")
+        ips = [
+            {"address": n.get("address"), "type": n.get("type"), "region": n.get("region")}
+            for n in nodes
+            if isinstance(n, dict)
+        ]
+        # names only: a value is never requested, and anything else the server might send is dropped here
+        names = sorted(str(s.get("name")) for s in secrets if isinstance(s, dict) and s.get("name"))
+        return {"ips": ips, "secret_names": names}
+
+    # --- composition -----------------------------------------------------------------------------------
+    def app_info(self, name: str, include: t.Iterable[str] = INCLUDE) -> dict[str, t.Any]:
+        """Everything the audit needs about one app; ``exists`` False on 404, None when forbidden."""
+        include = set(include)
+        info: dict[str, t.Any] = {
+            "name": name,
+            "exists": False,
+            "forbidden": False,
+            "status": None,
+            "organization": None,
+            "hostname": f"{name}.fly.dev",
+            "machines": [],
+            "volumes": [],
+            "certificates": [],
+            "ips": [],
+            "secret_names": [],
+            "incomplete": [],
+        }
+        try:
+            app = self.get_app(name)
+        except FlyForbidden as exc:
+            info.update(exists=None, forbidden=True, error=str(exc))
+            return info
+        if app is None:
+            return info
+        info.update(exists=True, status=app["status"], organization=app["organization"], id=app["id"])
+        if "machines" in include:
+            info["machines"] = self.list_machines(name) or []
+        if "volumes" in include:
+            info["volumes"] = self.list_volumes(name) or []
+        if "certificates" in include:
+            try:
+                certs = self.list_certificates(name)
+            except FlyForbidden as exc:
+                certs, info["incomplete"] = None, [*info["incomplete"], f"certificates: {exc}"]
+            if certs is None:
+                info["certificates"] = None
+                if not info["incomplete"]:
+                    info["incomplete"].append("certificates: endpoint not available on this API (404)")
+            else:
+                info["certificates"] = certs
+        if include & {"ips", "secrets"}:
+            try:
+                extra = self.graphql_app(name)
+                info["ips"] = extra["ips"] if "ips" in include else []
+                info["secret_names"] = extra["secret_names"] if "secrets" in include else []
+            except FlyError as exc:
+                info["ips"] = info["secret_names"] = None
+                info["incomplete"].append(f"ips/secrets: {exc}")
+        info["machine_count"] = len(info["machines"])
+        info["started_machines"] = sum(1 for m in info["machines"] if m.get("state") == "started")
+        info["volume_count"] = len(info["volumes"])
+        info["volume_total_gb"] = sum(int(v.get("size_gb") or 0) for v in info["volumes"])
+        return info
+
+    def wait_gone(
+        self, name: str, timeout: float, interval: float, clock: t.Callable[[], float] = time.monotonic
+    ) -> tuple[bool, int]:
+        """Poll GET /apps/{app} until it answers 404. Returns (gone, polls)."""
+        deadline = clock() + timeout
+        polls = 0
+        while True:
+            polls += 1
+            if self.get_app(name) is None:
+                return True, polls
+            if clock() >= deadline:
+                return False, polls
+            self.http.sleep(interval)
+
+
+def _q(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _shape(value: t.Any) -> str:
+    text = json.dumps(value)[:80] if not isinstance(value, (bytes, bytearray)) else repr(value[:80])
+    return f"{type(value).__name__} {text}"
+
+
+def gather(client: FlyClient, apps: list[str], org: str | None, include: t.Iterable[str]) -> dict[str, t.Any]:
+    """Info for the org's apps and the named apps (in that order, without duplicates)."""
+    names: list[str] = []
+    org_apps: list[str] = []
+    if org:
+        org_apps = [a["name"] for a in client.list_apps(org)]
+        names.extend(org_apps)
+    for name in apps:
+        if name not in names:
+            names.append(name)
+    results = [client.app_info(name, include) for name in names]
+    return {
+        "apps": results,
+        "org_apps": org_apps,
+        "missing": [r["name"] for r in results if r["exists"] is False],
+        "forbidden": [r["name"] for r in results if r["forbidden"]],
+    }
+
+
+def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
+    vols = info.get("volumes") or []
+    return {
+        "machines": len(info.get("machines") or []),
+        "volumes": [
+            {
+                "id": v.get("id"),
+                "name": v.get("name"),
+                "size_gb": v.get("size_gb"),
+                "attached_machine_id": v.get("attached_machine_id"),
+            }
+            for v in vols
+        ],
+        "volume_total_gb": sum(int(v.get("size_gb") or 0) for v in vols),
+        "certificates": [c.get("hostname") for c in (info.get("certificates") or [])],
+        "ips": [i.get("address") for i in (info.get("ips") or [])],
+        "secret_names": list(info.get("secret_names") or []),
+        "unknown": list(info.get("incomplete") or []),
+    }
+
+
+# --- repository scan -------------------------------------------------------------------------------------
+SCAN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("fly_dev_hostname", re.compile(r"\b((?:[a-z0-9-]+\.)*[a-z0-9-]+\.fly\.dev)\b", re.I)),
+    ("internal_hostname", re.compile(r"\b((?:[a-z0-9-]+\.)*[a-z0-9-]+\.(?:internal|flycast))\b", re.I)),
+    (
+        "registry_image",
+        re.compile(r"\b(registry\.fly\.io/[A-Za-z0-9._/-]+(?::[A-Za-z0-9._-]+)?(?:@sha256:[0-9a-f]+)?)"),
+    ),
+    ("fly_variable", re.compile(r"(?<![A-Za-z0-9_])(FLY_[A-Z0-9_]+)")),
+    (
+        "flyctl",
+        re.compile(
+            r"(superfly/flyctl-actions[^\s'\"]*|\bflyctl\b[^\n]*|\bfly (?:deploy|apps|secrets|scale|"
+            r"ips|certs|volumes|machine)\b[^\n]*)"
+        ),
+    ),
+)
+_FLYCTL_APP = re.compile(r"(?:\s-a|\s--app)[\s=]+([a-z0-9][a-z0-9-]*)")
+_FLY_TOML_APP = re.compile(r"""^\s*app\s*=\s*["']([^"']+)["']""")
+NOT_FLY_INTERNAL = ("docker.internal", "containers.internal", "compute.internal", "ec2.internal")
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".tox"})
+
+
+def _is_binary(path: str, sample: int = 8192) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            chunk = handle.read(sample)
+    except OSError:
+        return True
+    if b"\0" in chunk:
+        return True
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(chunk) - 4  # a multi-byte character cut at the sample's end is still text
+    return False
+
+
+def _reference_app(kind: str, value: str) -> str | None:
+    """The Fly app a reference points at, when it names one."""
+    low = value.lower()
+    if kind == "fly_dev_hostname":
+        return low[: -len(".fly.dev")].rsplit(".", 1)[-1]
+    if kind == "internal_hostname":
+        parts = low.split(".")
+        return parts[-2] if len(parts) >= 2 else None
+    if kind == "registry_image":
+        rest = value.split("/", 1)[1]
+        return rest.split("/", 1)[0].split(":", 1)[0].split("@", 1)[0].lower()
+    if kind == "fly_toml_app":
+        return low
+    if kind == "flyctl":
+        m = _FLYCTL_APP.search(value)
+        return m.group(1).lower() if m else None
+    return None
+
+
+def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int = 300) -> dict[str, t.Any]:
+    """Fly references in the given trees: each with file, line, kind, value and the app it names."""
+    refs: list[dict[str, t.Any]] = []
+    skipped: list[dict[str, str]] = []
+    fly_tomls: list[dict[str, t.Any]] = []
+    files = 0
+    missing = [p for p in paths if not os.path.exists(p)]
+    for root_path in paths:
+        if not os.path.exists(root_path):
+            continue
+        walker = (
+            [(os.path.dirname(root_path), [], [os.path.basename(root_path)])]
+            if os.path.isfile(root_path)
+            else os.walk(root_path)
+        )
+        for dirpath, dirnames, filenames in walker:
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            for fname in sorted(filenames):
+                path = os.path.join(dirpath, fname)
+                if os.path.islink(path) or not os.path.isfile(path):
+                    continue
+                if os.path.getsize(path) > max_file_size:
+                    skipped.append({"file": path, "reason": f"larger than {max_file_size} bytes"})
+                    continue
+                if _is_binary(path):
+                    skipped.append({"file": path, "reason": "binary"})
+                    continue
+                files += 1
+                refs.extend(_scan_file(path, fname, fly_tomls, max_line))
+    return {
+        "references": refs,
+        "fly_tomls": fly_tomls,
+        "files_scanned": files,
+        "skipped": skipped,
+        "missing_paths": missing,
+        "apps_referenced": sorted({r["app"] for r in refs if r.get("app")}),
+    }
+
+
+def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_line: int) -> list[dict[str, t.Any]]:
+    out: list[dict[str, t.Any]] = []
+    is_toml = fname == "fly.toml" or (fname.startswith("fly.") and fname.endswith(".toml"))
+    is_workflow = f"{os.sep}.github{os.sep}workflows{os.sep}" in path
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for lineno, line in enumerate(handle, 1):
+            text = line.rstrip("\n")
+            seen: set[tuple[str, str]] = set()
+            if is_toml:
+                m = _FLY_TOML_APP.match(text)
+                if m:
+                    fly_tomls.append({"file": path, "line": lineno, "app": m.group(1)})
+                    out.append(_ref(path, lineno, "fly_toml_app", m.group(1), text, max_line))
+            for kind, pattern in SCAN_PATTERNS:
+                if kind == "flyctl" and not is_workflow:
+                    continue
+                for m in pattern.finditer(text):
+                    value = m.group(1).strip()
+                    if (kind, value) in seen or (
+                        kind == "internal_hostname" and value.lower().endswith(NOT_FLY_INTERNAL)
+                    ):
+                        continue
+                    seen.add((kind, value))
+                    out.append(_ref(path, lineno, kind, value, text, max_line))
+    if is_toml and not any(r["kind"] == "fly_toml_app" for r in out):
+        fly_tomls.append({"file": path, "line": None, "app": None})
+        out.append(_ref(path, 1, "fly_toml", "", "fly.toml without app =", max_line))
+    return out
+
+
+def _ref(path: str, line: int, kind: str, value: str, text: str, max_line: int) -> dict[str, t.Any]:
+    return {
+        "file": path,
+        "line": line,
+        "location": f"{path}:{line}",
+        "kind": kind,
+        "value": value,
+        "app": _reference_app(kind, value) if value else None,
+        "text": text.strip()[:max_line],
+    }
+
+
+# --- verdict -----------------------------------------------------------------------------------------------
+def assemble_probes(
+    dns_results: list[dict[str, t.Any]], http_results: list[dict[str, t.Any]]
+) -> list[dict[str, t.Any]]:
+    """One probe per host from dns_check's ``results`` and ansible.builtin.uri's loop ``results``."""
+    http = {}
+    for r in http_results or []:
+        item = r.get("item") if isinstance(r, dict) else None
+        if isinstance(item, dict) and item.get("host") and not r.get("skipped"):
+            http[item["host"]] = r
+    out = []
+    for d in dns_results or []:
+        host = str(d.get("host", ""))
+        h = http.get(host, {})
+        status = h.get("status")
+        status = int(status) if isinstance(status, int) and status > 0 else None
+        detail = "; ".join(d.get("errors") or []) or ("" if status else str(h.get("msg", "")))
+        out.append(
+            {
+                "app": host[: -len(".fly.dev")] if host.endswith(".fly.dev") else host,
+                "host": host,
+                "resolves": bool(d.get("addresses")),
+                "addresses": list(d.get("addresses") or []),
+                "status": status,
+                "url": h.get("url", ""),
+                "detail": detail[:200],
+            }
+        )
+    return out
+
+
+def judge_app(
+    info: dict[str, t.Any] | None,
+    name: str,
+    scan: dict[str, t.Any] | None,
+    probe: dict[str, t.Any] | None,
+    backups: dict[str, t.Any],
+) -> dict[str, t.Any]:
+    """``gone``, ``safe to destroy`` or ``blocked`` with reasons, from the evidence gathered."""
+    reasons: list[str] = []
+    notes: list[str] = []
+    scan = scan or {}
+    mine = [r for r in scan.get("references") or [] if r.get("app") == name]
+    ref_lines = [f"{r['location']} ({r['kind']}: {r['value']})" for r in mine]
+    if info is None:
+        return {
+            "app": name,
+            "verdict": "blocked",
+            "reasons": ["no API evidence (no token given, or the API step was skipped): existence, volumes unknown"],
+            "notes": ref_lines,
+            "references": mine,
+        }
+    if info.get("forbidden"):
+        return {
+            "app": name,
+            "verdict": "blocked",
+            "reasons": [f"the token cannot read this app (HTTP 403): {info.get('error', '')}".strip()],
+            "notes": [],
+            "references": mine,
+        }
+    if info.get("exists") is False:
+        if mine:
+            notes.append(f"app is gone but {len(mine)} reference(s) remain: " + "; ".join(ref_lines[:20]))
+        if probe and probe.get("resolves"):
+            notes.append(f"{probe.get('host')} still resolves to {', '.join(probe.get('addresses') or [])}")
+        return {"app": name, "verdict": "gone", "reasons": [], "notes": notes, "references": mine}
+    started = [m for m in info.get("machines") or [] if m.get("state") == "started"]
+    if started:
+        reasons.append(
+            f"{len(started)} machine(s) started ({', '.join(str(m.get('id')) for m in started)}): "
+            "stop them and watch for traffic first"
+        )
+    if probe and probe.get("status") is not None and 0 < int(probe["status"]) < 500:
+        reasons.append(f"{probe.get('url')} answers HTTP {probe['status']}: it may still serve traffic")
+    if mine:
+        reasons.append(f"{len(mine)} reference(s) left in the repositories: " + "; ".join(ref_lines[:20]))
+    if not scan.get("files_scanned") and not scan.get("references"):
+        reasons.append("no repository scan (flyio_audit_repo_paths empty or unreadable): references unknown")
+    if scan.get("missing_paths"):
+        reasons.append(f"repository path(s) not found, scan incomplete: {', '.join(scan['missing_paths'])}")
+    declared = backups.get(name)
+    for vol in info.get("volumes") or []:
+        backed = (
+            declared is True
+            or (isinstance(declared, (list, tuple)) and (vol.get("id") in declared or vol.get("name") in declared))
+            or (isinstance(declared, str) and declared.strip() != "")
+        )
+        if not backed:
+            reasons.append(
+                f"volume {vol.get('id')} ({vol.get('name')}, {vol.get('size_gb')} GB) has no declared backup"
+            )
+    for gap in info.get("incomplete") or []:
+        notes.append(f"not known: {gap}")
+    verdict = "blocked" if reasons else "safe to destroy"
+    return {"app": name, "verdict": verdict, "reasons": reasons, "notes": notes, "references": mine}
+
+
+# --- report ------------------------------------------------------------------------------------------------
+def _md(text: t.Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(doc: dict[str, t.Any]) -> str:
+    lines = [
+        f"# Fly.io audit ({doc['environment']})",
+        "",
+        f"- run: `{doc['run_id']}`",
+        f"- written: {doc['written_at']}",
+        f"- API: {doc['api']}",
+        f"- destroy enabled: {doc['destroy']}",
+        "",
+        "## Verdicts",
+        "",
+        "| app | verdict | machines | volumes | certificates | IPs | reasons / notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in doc["verdicts"]:
+        info = doc["apps"].get(v["app"]) or {}
+        vols = info.get("volumes") or []
+        vol_text = ", ".join(f"{x.get('name')} {x.get('size_gb')} GB" for x in vols) or "-"
+        certs = info.get("certificates")
+        ips = info.get("ips")
+        cert_text = (
+            "unknown"
+            if certs is None and info.get("exists")
+            else ", ".join(str(c.get("hostname")) for c in certs or []) or "-"
+        )
+        ip_text = (
+            "unknown"
+            if ips is None and info.get("exists")
+            else ", ".join(str(i.get("address")) for i in ips or []) or "-"
+        )
+        why = "; ".join(v["reasons"] + v["notes"]) or "-"
+        machines = len(info.get("machines") or []) if info.get("exists") else "-"
+        lines.append(
+            f"| {v['app']} | **{v['verdict']}** | {machines} | {_md(vol_text)} | {_md(cert_text)} | "
+            f"{_md(ip_text)} | {_md(why)} |"
+        )
+    if doc.get("destroyed"):
+        lines += ["", "## Destroyed in this run", ""]
+        lines += [f"- {d['name']}: {d.get('msg', '')}" for d in doc["destroyed"]]
+    lines += ["", "## Probes", "", "| host | resolves | addresses | HTTPS status | detail |", "|---|---|---|---|---|"]
+    for p in doc["probes"]:
+        lines.append(
+            f"| {p.get('host')} | {p.get('resolves')} | {', '.join(p.get('addresses') or []) or '-'} | "
+            f"{p.get('status') if p.get('status') is not None else '-'} | {_md(p.get('detail', ''))} |"
+        )
+    scan = doc["scan"]
+    lines += [
+        "",
+        "## Repository references",
+        "",
+        f"Scanned {scan.get('files_scanned', 0)} files in: " + ", ".join(f"`{p}`" for p in doc["repo_paths"]),
+        "",
+    ]
+    if scan.get("missing_paths"):
+        lines += [f"- missing path: `{p}`" for p in scan["missing_paths"]] + [""]
+    lines += ["| file:line | kind | value | app |", "|---|---|---|---|"]
+    for r in scan.get("references", []):
+        lines.append(f"| `{_md(r['location'])}` | {r['kind']} | `{_md(r['value'])}` | {r.get('app') or '-'} |")
+    if doc.get("skipped_steps"):
+        lines += ["", "## Skipped", ""] + [f"- {s}" for s in doc["skipped_steps"]]
+    return "\n".join(lines) + "\n"
+
+
+def audit_report(
+    apps: list[str],
+    infos: list[dict[str, t.Any]] | None,
+    scan: dict[str, t.Any],
+    probes: list[dict[str, t.Any]],
+    backups: dict[str, t.Any],
+    destroyed: list[dict[str, t.Any]],
+    environment: str,
+    run_id: str,
+    api: str,
+    destroy: bool,
+    repo_paths: list[str],
+    skipped_steps: list[str],
+) -> dict[str, t.Any]:
+    by_name = {i["name"]: i for i in infos or []}
+    probe_by_app = {p.get("app"): p for p in probes}
+    names = list(dict.fromkeys([*apps, *by_name]))
+    gone_now = {d["name"] for d in destroyed if d.get("deleted")}
+    verdicts = []
+    for name in names:
+        info = by_name.get(name) if infos is not None else None
+        if name in gone_now:
+            info = {**(info or {}), "name": name, "exists": False}
+        verdicts.append(judge_app(info, name, scan, probe_by_app.get(name), backups))
+    counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in VERDICTS}
+    return {
+        "environment": environment,
+        "run_id": run_id,
+        "written_at": _now(),
+        "api": api,
+        "destroy": destroy,
+        "repo_paths": repo_paths,
+        "apps": by_name,
+        "verdicts": verdicts,
+        "counts": counts,
+        "probes": probes,
+        "scan": scan,
+        "destroyed": destroyed,
+        "skipped_steps": skipped_steps,
+    }
+
+
+REPORT_FILES = {"json": "flyio_audit.json", "markdown": "flyio_audit.md"}
+# What a scan result carries into the report (sophia.migrate.flyio_repo_scan returns the skipped files as
+# ``skipped_files``: ``skipped`` is a reserved key in Ansible results).
+SCAN_KEYS = ("references", "fly_tomls", "files_scanned", "skipped", "missing_paths", "apps_referenced")
+
+
+def scan_for_report(scan: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    """The scan part of a report from a ``scan_paths`` result or a registered flyio_repo_scan result."""
+    scan = dict(scan or {})
+    if "skipped_files" in scan:
+        scan["skipped"] = scan.pop("skipped_files")
+    elif not isinstance(scan.get("skipped"), list):
+        scan.pop("skipped", None)  # a registered task result's 'skipped: true', not the list of skipped files
+    return {k: scan[k] for k in SCAN_KEYS if k in scan}
+
+
+def report_paths(directory: str, run_id: str) -> dict[str, str]:
+    run_dir = os.path.join(directory, run_id)
+    return {key: os.path.join(run_dir, name) for key, name in REPORT_FILES.items()}
+
+
+def report_texts(doc: dict[str, t.Any]) -> dict[str, str]:
+    return {"json": json.dumps(doc, indent=2, sort_keys=True) + "\n", "markdown": render_markdown(doc)}
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlyError(f"cannot read the existing report {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def sync_report(directory: str, run_id: str, doc: dict[str, t.Any], check_mode: bool = False) -> dict[str, t.Any]:
+    """Write the report files unless they already hold the same audit.
+
+    ``written_at`` alone does not make a difference: when the files on disk differ from ``doc`` only by it, they
+    are left as they are (and their ``written_at`` is kept). Returns ``paths``, ``changed``, ``doc`` (as on disk
+    afterwards), ``before`` and ``after`` (file texts, None for a file that did not exist). In check mode nothing
+    is written; ``changed`` tells whether it would be.
+    """
+    paths = report_paths(directory, run_id)
+    before = {key: _read_text(path) for key, path in paths.items()}
+    try:
+        previous = json.loads(before["json"]) if before["json"] is not None else None
+    except ValueError:
+        previous = None
+    if isinstance(previous, dict) and isinstance(previous.get("written_at"), str):
+        kept = {**doc, "written_at": previous["written_at"]}
+        texts = report_texts(kept)
+        if texts == before:
+            return {"paths": paths, "changed": False, "doc": kept, "before": before, "after": texts}
+    texts = report_texts(doc)
+    changed = texts != before
+    if changed and not check_mode:
+        run_dir = os.path.dirname(paths["json"])
+        try:
+            os.makedirs(run_dir, exist_ok=True)
+            for key in ("json", "markdown"):
+                tmp = paths[key] + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    handle.write(texts[key])
+                os.replace(tmp, paths[key])
+        except OSError as exc:
+            raise FlyError(f"cannot write the report under {run_dir}: {exc.strerror or exc}") from exc
+    return {"paths": paths, "changed": changed, "doc": doc, "before": before, "after": texts}
+
+
+def write_report(directory: str, run_id: str, doc: dict[str, t.Any], check_mode: bool = False) -> dict[str, str]:
+    """Paths of the report files, written unless check_mode (see sync_report)."""
+    return sync_report(directory, run_id, doc, check_mode)["paths"]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

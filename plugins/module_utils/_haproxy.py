@@ -1,0 +1,170 @@
+"""HAProxy Runtime API client used by the traffic splitter (no reload, no netcat).
+
+The Runtime API (the ``stats socket ... level admin`` of HAProxy) changes a server's weight and
+administrative state in the running process: established client connections are not touched, so
+moving traffic this way loses no request, unlike an nginx reload which closes idle keep-alive
+connections under the clients' feet.
+
+- ``RuntimeApi.command`` sends one command over a UNIX socket (or ``ipv4@host:port``) and returns
+  the answer; an answer that HAProxy marks as an error raises ``HaproxyError``.
+- ``RuntimeApi.servers(backend)`` parses ``show servers state <backend>`` into a dict per server.
+- ``plan_weights`` turns a route's share for the new side into integer weights for every server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import typing as t
+
+# srv_admin_state bits (HAProxy include/haproxy/server-t.h): any maintenance (forced, inherited,
+# DNS resolution) and any drain. 0x04 (CMAINT) only remembers that the configuration said
+# "disabled"; it is no maintenance once "set server ... state ready" cleared the forced bit.
+ADMIN_MAINT = 0x23
+ADMIN_DRAIN = 0x18
+# srv_op_state values.
+OP_STATES = {0: "STOPPED", 1: "STARTING", 2: "RUNNING", 3: "STOPPING"}
+MAX_WEIGHT = 256
+ERROR_MARKERS = ("Unknown command", "No such", "Require ", "Invalid", "cannot", "permission denied",
+                 "not found", "expects", "Missing")
+
+
+class HaproxyError(Exception):
+    """The Runtime API could not be reached or refused a command."""
+
+
+class RuntimeApi:
+    def __init__(self, address: str, timeout: float = 5.0):
+        self.address = address
+        self.timeout = timeout
+
+    def _connect(self) -> socket.socket:
+        if self.address.startswith("ipv4@") or (":" in self.address and not self.address.startswith("/")):
+            host, _sep, port = self.address.removeprefix("ipv4@").rpartition(":")
+            sock = socket.create_connection((host, int(port)), timeout=self.timeout)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            sock.connect(self.address)
+        return sock
+
+    def command(self, cmd: str) -> str:
+        try:
+            sock = self._connect()
+        except OSError as exc:
+            raise HaproxyError(f"cannot reach the HAProxy Runtime API at {self.address}: {exc} "
+                               "(is 'stats socket ... level admin' configured and HAProxy running?)") from exc
+        chunks = []
+        try:
+            sock.sendall(cmd.encode() + b"\n")
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        except OSError as exc:
+            raise HaproxyError(f"HAProxy Runtime API at {self.address} failed during '{cmd}': {exc}") from exc
+        finally:
+            sock.close()
+        answer = b"".join(chunks).decode(errors="replace")
+        first = answer.strip().splitlines()[0] if answer.strip() else ""
+        if any(marker.lower() in first.lower() for marker in ERROR_MARKERS):
+            raise HaproxyError(f"HAProxy refused '{cmd}': {answer.strip()[:300]}")
+        return answer
+
+    def servers(self, backend: str) -> dict[str, dict[str, t.Any]]:
+        """``show servers state <backend>``: weight, admin/operational state and address per server."""
+        answer = self.command(f"show servers state {backend}")
+        lines = [line for line in answer.splitlines() if line.strip()]
+        header = next((line for line in lines if line.startswith("# be_id")), None)
+        if header is None:
+            raise HaproxyError(f"unexpected answer to 'show servers state {backend}': {answer.strip()[:300]}")
+        names = header.lstrip("# ").split()
+        out: dict[str, dict[str, t.Any]] = {}
+        for line in lines:
+            if line.startswith("#") or line.strip() == "1":
+                continue
+            row = dict(zip(names, line.split(), strict=False))
+            if row.get("be_name") != backend:
+                continue
+            admin = int(row.get("srv_admin_state", 0))
+            admin_name = "ready"
+            if admin & ADMIN_DRAIN:
+                admin_name = "drain"
+            if admin & ADMIN_MAINT:
+                admin_name = "maint"
+            out[row["srv_name"]] = {
+                "weight": int(row.get("srv_uweight", 0)),
+                "initial_weight": int(row.get("srv_iweight", 0)),
+                "address": f"{row.get('srv_addr')}:{row.get('srv_port', '')}".rstrip(":"),
+                "admin": admin_name,
+                "operational": OP_STATES.get(int(row.get("srv_op_state", 0)), row.get("srv_op_state")),
+            }
+        if not out:
+            raise HaproxyError(f"HAProxy has no backend named '{backend}' (or it has no servers)")
+        return out
+
+    def set_server(self, backend: str, server: str, weight: int, admin: str) -> None:
+        self.set_servers(backend, [(server, weight, admin)])
+
+    def set_servers(self, backend: str, changes: list[tuple[str, int, str]]) -> None:
+        """Weights and states of several servers in one Runtime API line (``cmd; cmd; ...``): HAProxy
+        runs them back to back, so the traffic sees the intermediate mix for microseconds at most."""
+        cmds = []
+        for server, weight, admin in changes:
+            cmds += [f"set server {backend}/{server} weight {weight}", f"set server {backend}/{server} state {admin}"]
+        answer = self.command("; ".join(cmds))
+        for line in answer.splitlines():
+            if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
+                raise HaproxyError(f"HAProxy refused a change on backend {backend}: {line.strip()[:300]}")
+
+    def save_state(self, path: str) -> None:
+        """Write ``show servers state`` to HAProxy's ``server-state-file`` (atomically), so that a
+        reload or restart starts with the live weights instead of the configured ones."""
+        answer = self.command("show servers state")
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".server-state.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(answer)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def plan_weights(new_share: int, old_servers: list[str], new_servers: list[str]) -> dict[str, int]:
+    """Integer weights that give the new side ``new_share`` percent of the requests.
+
+    Every old server gets ``(100 - share) * len(new)`` and every new server ``share * len(old)``,
+    so the totals per side are in the ratio (100 - share) : share whatever the number of servers.
+    """
+    if not 0 <= new_share <= 100:
+        raise HaproxyError(f"a weight share must be between 0 and 100, got {new_share}")
+    if not old_servers or not new_servers:
+        raise HaproxyError("a route needs at least one server on each side")
+    old_w = (100 - new_share) * len(new_servers)
+    new_w = new_share * len(old_servers)
+    if max(old_w, new_w) > MAX_WEIGHT:
+        divisor = next(d for d in range(2, 101) if max(old_w, new_w) / d <= MAX_WEIGHT)
+        if old_w % divisor or new_w % divisor:
+            raise HaproxyError(f"{len(old_servers)} old and {len(new_servers)} new servers cannot express {new_share}% "
+                               f"exactly with HAProxy weights (max {MAX_WEIGHT}); use fewer servers per side")
+        old_w, new_w = old_w // divisor, new_w // divisor
+    return {**dict.fromkeys(old_servers, old_w), **dict.fromkeys(new_servers, new_w)}
+
+
+def share_of(weights: dict[str, int], new_servers: list[str], admin: dict[str, str] | None = None) -> int | None:
+    """The new side's share in percent from live weights (servers in maintenance count as 0)."""
+    admin = admin or {}
+    live = {name: (0 if admin.get(name) == "maint" else w) for name, w in weights.items()}
+    total = sum(live.values())
+    if total == 0:
+        return None
+    return round(100 * sum(live[n] for n in new_servers if n in live) / total)

@@ -1,0 +1,136 @@
+"""Small HTTP plumbing shared by the API-facing modules (Qdrant, Fly Machines, Prometheus).
+
+- ``HttpClient`` wraps one ``requests.Session`` with a base URL, default headers (secrets are
+  kept out of ``repr`` and error messages), TLS options, a timeout on every call, and retries
+  with exponential backoff on connection errors, 5xx and 429 (honouring ``Retry-After``).
+- ``HttpError`` carries the method, the URL (never credentials), the status and a short
+  excerpt of the answer so an operator can act on it.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+try:
+    import requests
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - reported by the modules through missing_required_lib
+    requests = None  # type: ignore[assignment]
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = _exc
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class HttpError(Exception):
+    """An HTTP call that failed; ``status`` is None for transport errors."""
+
+    def __init__(self, message: str, status: int | None = None, body: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def _excerpt(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class HttpClient:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        validate_certs: bool = True,
+        ca_path: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ):
+        if not HAS_REQUESTS:
+            raise HttpError("the Python library 'requests' is required")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.session = requests.Session()
+        self.session.headers.update(headers or {})
+        self.session.verify = ca_path if (validate_certs and ca_path) else validate_certs
+        if client_cert:
+            self.session.cert = (client_cert, client_key) if client_key else client_cert
+        self.attempts = 0  # total attempts made, for reporting and tests
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def _delay(self, attempt: int, response: t.Any = None) -> float:
+        if response is not None:
+            after = response.headers.get("Retry-After")
+            if after:
+                try:
+                    return min(float(after), self.max_backoff)
+                except ValueError:
+                    pass
+        return min(self.backoff * (2**attempt), self.max_backoff)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        expected: t.Iterable[int] = (200,),
+        retry: bool = True,
+        **kwargs: t.Any,
+    ) -> t.Any:
+        """Send a request; retry transient failures; return the response when its status is expected."""
+        url = self.url(path)
+        expected = set(expected)
+        kwargs.setdefault("timeout", self.timeout)
+        last: Exception | None = None
+        tries = self.retries + 1 if retry else 1
+        for attempt in range(tries):
+            self.attempts += 1
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise HttpError(f"{method} {url}: TLS verification failed ({exc.__class__.__name__}); "
+                                "set validate_certs=false only for a trusted test endpoint, or give ca_path") from exc
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                last = HttpError(f"{method} {url}: {exc.__class__.__name__}: cannot reach the server")
+                if attempt + 1 < tries:
+                    self.sleep(self._delay(attempt))
+                    continue
+                raise last from exc
+            if response.status_code in expected:
+                return response
+            body = _excerpt(response.text) if not kwargs.get("stream") else ""
+            last = HttpError(f"{method} {url}: HTTP {response.status_code}: {body}", response.status_code, body)
+            if response.status_code in RETRY_STATUSES and attempt + 1 < tries:
+                self.sleep(self._delay(attempt, response))
+                continue
+            raise last
+        raise last or HttpError(f"{method} {url}: no attempt made")  # pragma: no cover
+
+    def json(self, method: str, path: str, expected: t.Iterable[int] = (200,), **kwargs: t.Any) -> t.Any:
+        """Like ``request`` but parse the answer as JSON; a malformed answer is a clear HttpError."""
+        response = self.request(method, path, expected=expected, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise HttpError(
+                f"{method} {self.url(path)}: answer is not valid JSON (HTTP {response.status_code}): "
+                f"{_excerpt(response.text, 120)}",
+                response.status_code,
+            ) from exc

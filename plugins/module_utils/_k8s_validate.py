@@ -1,0 +1,259 @@
+"""Offline validation of rendered Kubernetes manifests.
+
+Three checks, all without a cluster:
+
+1. Core kinds against the Kubernetes OpenAPI schemas shipped by ``kubernetes-validate``
+   (strict mode: a misspelled field is an error, not silently ignored).
+2. Custom resources (HelmChart, HelmChartConfig, Certificate, ClusterIssuer, ClusterPolicy, ...)
+   against the ``openAPIV3Schema`` of their CustomResourceDefinition, loaded from CRD files in
+   the schema directories (the collection ships them in ``specs/k8s/``).
+3. Helm values set through a K3s ``HelmChart``/``HelmChartConfig`` (``valuesContent``, ``values``,
+   ``set``) against the chart's default ``values.yaml`` (``<chart>-values-<version>.yaml`` in the
+   schema directories): every key path that is set must exist in the defaults, unless the
+   defaults leave that map open (an empty map, a list or null).
+
+Kinds with no schema anywhere are reported as warnings, never silently passed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import typing as t
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - reported by the modules
+    yaml = None  # type: ignore[assignment]
+    HAS_YAML = False
+
+try:
+    import kubernetes_validate
+
+    HAS_KUBERNETES_VALIDATE = True
+except ImportError:  # pragma: no cover - reported by callers
+    kubernetes_validate = None  # type: ignore[assignment]
+    HAS_KUBERNETES_VALIDATE = False
+
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+except ImportError:  # pragma: no cover
+    jsonschema = None  # type: ignore[assignment]
+    HAS_JSONSCHEMA = False
+
+DEFAULT_K8S_VERSION = "1.31"
+_VALUES_FILE = re.compile(r"^(?P<chart>.+)-values-v?(?P<version>[0-9][^/]*)\.ya?ml$")
+# HelmChartConfig objects name the chart they configure; K3s' bundled charts have no values file here.
+_BUNDLED_CHARTS = {"traefik", "traefik-crd", "coredns", "local-storage", "metrics-server"}
+
+
+class ManifestError(Exception):
+    """A manifest file that cannot be read or parsed."""
+
+
+class Schemas:
+    """CRD schemas and chart default values found in a list of directories."""
+
+    def __init__(self, dirs: t.Iterable[str] = ()):
+        self.crds: dict[tuple[str, str], dict[str, t.Any]] = {}
+        self.values: dict[str, dict[str, dict[str, t.Any]]] = {}
+        self.values_files: dict[tuple[str, str], str] = {}
+        for directory in dirs:
+            if not directory or not os.path.isdir(directory):
+                continue
+            for path in sorted(glob.glob(os.path.join(directory, "*.y*ml"))):
+                name = os.path.basename(path)
+                match = _VALUES_FILE.match(name)
+                if match:
+                    self.values_files[(match["chart"], match["version"])] = path
+                    continue
+                for doc in _load_yaml_docs(path):
+                    if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                        self._add_crd(doc)
+
+    def _add_crd(self, crd: dict[str, t.Any]) -> None:
+        spec = crd.get("spec") or {}
+        group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or {}
+            if group and kind and schema:
+                self.crds[(f"{group}/{version['name']}", kind)] = schema
+
+    def chart_values(self, chart: str, version: str | None = None) -> tuple[dict[str, t.Any] | None, str]:
+        """Default values of ``chart`` (exact version when given and known, else none)."""
+        candidates = {v: p for (c, v), p in self.values_files.items() if c == chart}
+        if not candidates:
+            return None, ""
+        key = (version or "").lstrip("v")
+        path = candidates.get(key) or candidates.get(version or "")
+        if path is None:
+            if version:
+                known = ", ".join(sorted(candidates))
+                return None, f"no default values for chart {chart} version {version} (have {known})"
+            path = candidates[sorted(candidates)[-1]]
+        if path not in self.values:
+            docs = _load_yaml_docs(path)
+            self.values[path] = docs[0] if docs and isinstance(docs[0], dict) else {}
+        return self.values[path], ""
+
+
+def _load_yaml_docs(path: str) -> list[t.Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [d for d in yaml.safe_load_all(handle) if d is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{path}: cannot parse YAML: {exc}") from exc
+
+
+def load_manifest_files(paths: t.Iterable[str]) -> list[tuple[str, dict[str, t.Any]]]:
+    """(file, document) pairs from files and directories (``*.yaml``/``*.yml``, sorted)."""
+    out: list[tuple[str, dict[str, t.Any]]] = []
+    for path in paths:
+        files = sorted(glob.glob(os.path.join(path, "**", "*.y*ml"), recursive=True)) if os.path.isdir(path) else [path]
+        if os.path.isdir(path) is False and not os.path.exists(path):
+            raise ManifestError(f"{path}: no such file or directory")
+        for name in files:
+            for doc in _load_yaml_docs(name):
+                if not isinstance(doc, dict):
+                    raise ManifestError(f"{name}: a manifest must be a mapping, got {type(doc).__name__}")
+                if doc.get("kind") == "List":
+                    out.extend((name, item) for item in doc.get("items") or [])
+                else:
+                    out.append((name, doc))
+    return out
+
+
+def _where(doc: dict[str, t.Any]) -> str:
+    meta = doc.get("metadata") or {}
+    ns = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{doc.get('kind', '?')} {ns}{meta.get('name', '?')}"
+
+
+def _path(parts: t.Iterable[t.Any]) -> str:
+    return ".".join(str(p) for p in parts) or "(root)"
+
+
+def unknown_value_keys(values: t.Any, defaults: t.Any, prefix: str = "") -> list[str]:
+    """Key paths in ``values`` that the chart's defaults do not have."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
+        return []
+    problems = []
+    for key, value in values.items():
+        here = f"{prefix}.{key}" if prefix else str(key)
+        if key not in defaults:
+            problems.append(here)
+        else:
+            problems.extend(unknown_value_keys(value, defaults[key], here))
+    return problems
+
+
+def _set_to_tree(flat: dict[str, t.Any]) -> dict[str, t.Any]:
+    tree: dict[str, t.Any] = {}
+    for dotted, value in flat.items():
+        node = tree
+        parts = re.split(r"(?<!\\)\.", dotted)
+        for raw in parts[:-1]:
+            part = re.sub(r"\[\d+\]$", "", raw)
+            node = node.setdefault(part.replace("\\.", "."), {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[re.sub(r"\[\d+\]$", "", parts[-1]).replace("\\.", ".")] = value
+    return tree
+
+
+def helm_values(doc: dict[str, t.Any]) -> tuple[dict[str, t.Any], list[str]]:
+    """The values a HelmChart/HelmChartConfig sets, merged (valuesContent < values < set)."""
+    spec = doc.get("spec") or {}
+    errors: list[str] = []
+    merged: dict[str, t.Any] = {}
+    content = spec.get("valuesContent")
+    if content:
+        try:
+            parsed = yaml.safe_load(content)
+        except yaml.YAMLError as exc:
+            errors.append(f"{_where(doc)}: spec.valuesContent is not valid YAML: {exc}")
+            parsed = None
+        if parsed is not None and not isinstance(parsed, dict):
+            errors.append(f"{_where(doc)}: spec.valuesContent must be a mapping")
+        elif parsed:
+            merged.update(parsed)
+    for source in (spec.get("values") or {}, _set_to_tree(spec.get("set") or {})):
+        _deep_merge(merged, source)
+    return merged, errors
+
+
+def _deep_merge(into: dict[str, t.Any], other: dict[str, t.Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def validate_document(doc: dict[str, t.Any], schemas: Schemas, k8s_version: str = DEFAULT_K8S_VERSION,
+                      strict: bool = True) -> tuple[list[str], list[str]]:
+    """Validate one manifest. Returns (errors, warnings)."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    where = _where(doc)
+    if not doc.get("apiVersion") or not doc.get("kind"):
+        return [f"{where}: apiVersion and kind are required"], []
+    if not (doc.get("metadata") or {}).get("name"):
+        errors.append(f"{where}: metadata.name is required")
+    key = (doc["apiVersion"], doc["kind"])
+    if key in schemas.crds:
+        if not HAS_JSONSCHEMA:
+            raise ManifestError("the Python library 'jsonschema' is required to validate custom resources")
+        validator = jsonschema.Draft7Validator(schemas.crds[key])
+        for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+            errors.append(f"{where}: {_path(err.absolute_path)}: {err.message}")
+    else:
+        if not HAS_KUBERNETES_VALIDATE:
+            raise ManifestError("the Python library 'kubernetes-validate' is required")
+        try:
+            kubernetes_validate.validate(doc, k8s_version, strict=strict)
+        except kubernetes_validate.SchemaNotFoundError:
+            warnings.append(f"{where}: no schema for {doc['apiVersion']}/{doc['kind']} (not validated)")
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
+            caught = getattr(exc, "caught", exc)
+            errors.append(f"{where}: {_path(getattr(caught, 'absolute_path', []))}: "
+                          f"{getattr(caught, 'message', str(caught))}")
+        except kubernetes_validate.InvalidSchemaError as exc:  # pragma: no cover - library data problem
+            warnings.append(f"{where}: schema problem in kubernetes-validate: {exc}")
+    if doc["kind"] in ("HelmChart", "HelmChartConfig") and doc["apiVersion"].startswith("helm.cattle.io/"):
+        values, problems = helm_values(doc)
+        errors.extend(problems)
+        spec = doc.get("spec") or {}
+        chart = spec.get("chart") if doc["kind"] == "HelmChart" else (doc.get("metadata") or {}).get("name")
+        chart = os.path.basename(str(chart or "")).removesuffix(".tgz")
+        defaults, note = schemas.chart_values(chart, spec.get("version") if doc["kind"] == "HelmChart" else None)
+        if defaults is None:
+            if values and chart not in _BUNDLED_CHARTS:
+                warnings.append(f"{where}: {note or f'no default values for chart {chart}'}; values keys not checked")
+        else:
+            for key_path in unknown_value_keys(values, defaults):
+                errors.append(f"{where}: chart {chart} has no value '{key_path}' (not in its default values.yaml)")
+    return errors, warnings
+
+
+def validate_documents(docs: t.Iterable[tuple[str, dict[str, t.Any]]], schemas: Schemas,
+                       k8s_version: str = DEFAULT_K8S_VERSION, strict: bool = True) -> dict[str, t.Any]:
+    """Validate (file, doc) pairs. Returns a summary with errors/warnings prefixed by file."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    count = 0
+    kinds: dict[str, int] = {}
+    for name, doc in docs:
+        count += 1
+        kinds[str(doc.get("kind"))] = kinds.get(str(doc.get("kind")), 0) + 1
+        errs, warns = validate_document(doc, schemas, k8s_version, strict)
+        errors.extend(f"{name}: {e}" for e in errs)
+        warnings.extend(f"{name}: {w}" for w in warns)
+    return {"documents": count, "kinds": dict(sorted(kinds.items())), "errors": errors, "warnings": warnings,
+            "valid": not errors}

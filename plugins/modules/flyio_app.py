@@ -1,0 +1,334 @@
+#!/usr/bin/python
+# Copyright: sophia.migrate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flyio_app
+short_description: Retire a Fly.io app safely (destroy with confirmation, report what is lost, wait until gone)
+version_added: 0.1.0
+description:
+  - With O(state=absent), deletes the Fly.io app O(name) through the Machines API (C(DELETE /apps/{app})) - the
+    equivalent of C(fly apps destroy). Deleting an app deletes its machines, volumes and their snapshots, IP addresses,
+    certificates and secrets.
+  - Refuses unless O(confirm) equals O(name).
+  - Before deleting, reads and returns what will be lost (RV(will_lose) - volumes and their sizes, certificates, IPs,
+    secret names) and whether a backup was declared (O(backup)). An app with volumes is not deleted without a declared
+    O(backup), unless O(accept_data_loss=true).
+  - The API answers 202 and deletes asynchronously; with O(wait=true) the module polls C(GET /apps/{app}) until it
+    answers 404, for at most O(wait_timeout) seconds.
+  - Never deletes on HTTP 403 (the token may not read or delete the app); the module fails and says so.
+  - Idempotent - an app that does not exist (404) gives C(changed=false).
+author:
+  - Sophia Platform Team (@sophia-ai)
+extends_documentation_fragment:
+  - sophia.migrate.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the app and returns what would be deleted and lost; deletes nothing.
+  diff_mode:
+    support: full
+    details:
+      - Before is the app with its volumes, certificates and IPs; after is V(exists=false).
+requirements:
+  - requests
+options:
+  name:
+    description: Name of the Fly.io app.
+    type: str
+    required: true
+  state:
+    description: V(absent) - the app must not exist.
+    type: str
+    choices: [absent]
+    default: absent
+  confirm:
+    description: Must be exactly O(name); a guard against deleting the wrong app (like C(fly apps destroy)'s prompt).
+    type: str
+    required: true
+  backup:
+    description:
+      - Where the app's volume data was backed up (a path, a snapshot id, or a sentence such as "no data kept"),
+        returned in RV(backup) and required when the app has volumes (see O(accept_data_loss)).
+    type: str
+    default: ""
+  accept_data_loss:
+    description: Delete an app that has volumes although no O(backup) was declared.
+    type: bool
+    default: false
+  force:
+    description:
+      - Append C(?force=true) - the API stops all machines and deletes at once. Without it, machines should be
+        stopped before (the API may refuse otherwise).
+    type: bool
+    default: false
+  wait:
+    description: Poll until the app is gone.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the app to be gone after the API accepted the deletion.
+    type: float
+    default: 300
+  poll_interval:
+    description: Seconds between two polls.
+    type: float
+    default: 2
+  api_token:
+    description:
+      - Fly.io API token (C(Bearer) or C(FlyV1) form, see M(sophia.migrate.flyio_app_info)). Never logged.
+        Defaults to E(FLY_API_TOKEN) or E(FLY_ACCESS_TOKEN).
+    type: str
+    required: true
+  api_url:
+    description: Base URL of the Machines API.
+    type: str
+    default: https://api.machines.dev/v1
+  graphql_url:
+    description: URL of the Fly.io GraphQL API (IP assignments and secret names for RV(will_lose)).
+    type: str
+    default: https://api.fly.io/graphql
+  validate_certs:
+    description: Verify the API's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for each HTTP answer.
+    type: float
+    default: 30
+  retries:
+    description: Retries of a call answered 429 or 5xx, with exponential backoff honouring C(Retry-After).
+    type: int
+    default: 5
+  backoff:
+    description: First backoff delay in seconds when the API sends no C(Retry-After).
+    type: float
+    default: 1.0
+seealso:
+  - module: sophia.migrate.flyio_app_info
+"""
+
+EXAMPLES = r"""
+- name: Retire a legacy app whose volume was backed up
+  sophia.migrate.flyio_app:
+    name: sophiaai-jobs-v2
+    state: absent
+    confirm: sophiaai-jobs-v2
+    backup: /var/backups/sophia/fly/sophiaai-jobs-v2-data.tar.gz (sha256 in the ledger)
+    api_token: "{{ vault_fly_api_token }}"
+
+- name: What would be lost (check mode)
+  sophia.migrate.flyio_app:
+    name: sophiaai-dashboard-v2
+    confirm: sophiaai-dashboard-v2
+    api_token: "{{ vault_fly_api_token }}"
+  check_mode: true
+  register: plan
+"""
+
+RETURN = r"""
+name:
+  description: The app.
+  returned: always
+  type: str
+existed:
+  description: Whether the app existed when the module started.
+  returned: always
+  type: bool
+deleted:
+  description: The deletion was accepted and (with O(wait)) the app is gone.
+  returned: always
+  type: bool
+will_lose:
+  description: What deleting the app destroys.
+  returned: when the app existed
+  type: dict
+  contains:
+    machines:
+      description: Number of machines.
+      type: int
+    volumes:
+      description: Volumes with C(id), C(name), C(size_gb), C(attached_machine_id).
+      type: list
+      elements: dict
+    volume_total_gb:
+      description: Sum of the volume sizes.
+      type: int
+    certificates:
+      description: Host names with certificates.
+      type: list
+      elements: str
+    ips:
+      description: Assigned IP addresses.
+      type: list
+      elements: str
+    secret_names:
+      description: Names of the secrets (values are never read).
+      type: list
+      elements: str
+    unknown:
+      description: What could not be read (so is not listed above).
+      type: list
+      elements: str
+  sample:
+    machines: 1
+    volumes: [{id: vol_1, name: jobs_data, size_gb: 10, attached_machine_id: 148ed193b95089}]
+    volume_total_gb: 10
+    certificates: []
+    ips: [2a09:8280:1::1]
+    secret_names: [REDIS_URL]
+    unknown: []
+backup:
+  description: The declared backup (empty when none).
+  returned: always
+  type: str
+backup_declared:
+  description: Whether a backup was declared.
+  returned: always
+  type: bool
+polls:
+  description: Number of C(GET /apps/{app}) polls until the app was gone.
+  returned: always
+  type: int
+delete_status:
+  description: HTTP status of the C(DELETE) call (202 accepted).
+  returned: when a deletion was sent
+  type: int
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+"""
+
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio, _http
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["absent"], "default": "absent"},
+    "confirm": {"type": "str", "required": True},
+    "backup": {"type": "str", "default": ""},
+    "accept_data_loss": {"type": "bool", "default": False},
+    "force": {"type": "bool", "default": False},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "float", "default": 300},
+    "poll_interval": {"type": "float", "default": 2},
+    "api_token": {
+        "type": "str",
+        "required": True,
+        "no_log": True,
+        "fallback": (env_fallback, ["FLY_API_TOKEN", "FLY_ACCESS_TOKEN"]),
+    },
+    "api_url": {"type": "str", "default": _flyio.DEFAULT_API_URL},
+    "graphql_url": {"type": "str", "default": _flyio.DEFAULT_GRAPHQL_URL},
+    "validate_certs": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": 30},
+    "retries": {"type": "int", "default": 5},
+    "backoff": {"type": "float", "default": 1.0},
+}
+
+
+def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
+    """Plan, guard, delete, wait. Raises FlyError with a message that says what was (not) done."""
+    name = p["name"]
+    backup = (p["backup"] or "").strip()
+    result: dict[str, t.Any] = {
+        "changed": False,
+        "name": name,
+        "existed": False,
+        "deleted": False,
+        "backup": backup,
+        "backup_declared": bool(backup),
+        "polls": 0,
+    }
+    info = client.app_info(name)
+    if info["forbidden"]:
+        raise _flyio.FlyForbidden(f"{info.get('error')}; nothing was deleted", 403)
+    if info["exists"] is False:
+        return {**result, "msg": f"app '{name}' does not exist; nothing to do"}
+    lose = _flyio.what_will_be_lost(info)
+    result.update(
+        existed=True,
+        will_lose=lose,
+        diff={
+            "before": {
+                "name": name,
+                "exists": True,
+                "machines": lose["machines"],
+                "volumes": lose["volumes"],
+                "certificates": lose["certificates"],
+                "ips": lose["ips"],
+            },
+            "after": {"name": name, "exists": False},
+        },
+    )
+    if lose["volumes"] and not backup and not p["accept_data_loss"]:
+        vols = ", ".join(f"{v['id']} ({v['name']}, {v['size_gb']} GB)" for v in lose["volumes"])
+        raise _flyio.FlyError(
+            f"refusing to delete '{name}': it has volume(s) {vols} and no backup was declared "
+            "(set backup to where the data was saved, or accept_data_loss=true); nothing was deleted"
+        )
+    if check_mode:
+        return {**result, "changed": True, "msg": f"app '{name}' would be deleted (check mode)"}
+    status = client.delete_app(name, p["force"])
+    result.update(changed=status != 404, delete_status=status)
+    if status == 404:
+        return {**result, "msg": f"app '{name}' was already gone when the deletion was sent"}
+    if not p["wait"]:
+        return {**result, "msg": f"deletion of '{name}' accepted (HTTP {status}); not waiting"}
+    gone, polls = client.wait_gone(name, p["wait_timeout"], p["poll_interval"])
+    result["polls"] = polls
+    if not gone:
+        raise _WaitTimeout(
+            f"deletion of '{name}' was accepted (HTTP {status}) but the app still exists after "
+            f"{p['wait_timeout']}s ({polls} polls); run again to keep waiting",
+            result,
+        )
+    return {**result, "deleted": True, "msg": f"app '{name}' deleted (gone after {polls} poll(s))"}
+
+
+class _WaitTimeout(_flyio.FlyError):
+    def __init__(self, message: str, result: dict[str, t.Any]):
+        super().__init__(message)
+        self.result = result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not _http.HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"))
+    p = module.params
+    if not _flyio.valid_app_name(p["name"]):
+        module.fail_json(msg=f"flyio_app: option 'name': '{p['name']}' is not a Fly app name")
+    if p["confirm"] != p["name"]:
+        module.fail_json(
+            msg=f"flyio_app: refusing to delete '{p['name']}': option 'confirm' must be exactly the app "
+            "name; nothing was deleted",
+            changed=False,
+        )
+    try:
+        client = _flyio.FlyClient(
+            p["api_token"],
+            p["api_url"],
+            p["graphql_url"],
+            p["timeout"],
+            p["validate_certs"],
+            p["retries"],
+            p["backoff"],
+        )
+        result = absent(client, p, module.check_mode)
+    except _WaitTimeout as exc:
+        module.fail_json(msg=f"flyio_app: {exc}", **exc.result)
+    except _flyio.FlyError as exc:
+        module.fail_json(msg=f"flyio_app: {exc}", changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+#!/usr/bin/python
+# Copyright: sophia.migrate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: flyio_repo_scan
+short_description: Find the Fly.io references left in repository checkouts, with file and line
+version_added: 0.1.0
+description:
+  - Walks every file and directory of O(paths) and reports each Fly.io reference with its file and line number.
+  - "What counts as a reference:"
+  - C(fly.toml) (and C(fly.<name>.toml)) files and their C(app = "...") line; such a file without C(app =) is
+    reported as kind V(fly_toml).
+  - Host names C(*.fly.dev) (kind V(fly_dev_hostname)) and C(*.internal) / C(*.flycast) (kind
+    V(internal_hostname); C(docker.internal), C(containers.internal), C(compute.internal) and C(ec2.internal) are
+    not Fly host names and are ignored).
+  - Images of the Fly.io registry, C(registry.fly.io/<app>[:tag][@sha256:...]) (kind V(registry_image)).
+  - C(FLY_*) variables (kind V(fly_variable)).
+  - flyctl steps in GitHub workflows under C(.github/workflows/) - C(superfly/flyctl-actions), C(flyctl ...),
+    C(fly deploy|apps|secrets|scale|ips|certs|volumes|machine ...) (kind V(flyctl)).
+  - Each reference names the Fly app it points at when it can be told (RV(references[].app)) - the first label of a
+    C(.fly.dev) name, the label before C(.internal), the registry repository, the C(app =) value, or the
+    C(-a)/C(--app) argument of a flyctl step.
+  - Directories C(.git), C(.hg), C(.svn), C(node_modules), C(__pycache__), C(.venv) and C(.tox) are not entered;
+    symbolic links are not followed; binary files and files larger than O(max_file_size) are listed in
+    RV(skipped_files) and not read.
+  - A path of O(paths) that does not exist is not an error; it is listed in RV(missing_paths), so that the caller
+    can tell that the scan is incomplete.
+  - Only reads; never changes anything.
+author:
+  - Sophia Platform Team (@sophia-ai)
+extends_documentation_fragment:
+  - sophia.migrate.attributes
+  - sophia.migrate.attributes.INFO_MODULE
+options:
+  paths:
+    description:
+      - Files and directories to scan (repository checkouts on the host the module runs on), in this order.
+      - At least one is required.
+    type: list
+    elements: path
+    required: true
+  max_file_size:
+    description: Files larger than this many bytes are not read (they are listed in RV(skipped_files)).
+    type: int
+    default: 2000000
+  max_line:
+    description: Longest excerpt of the matching line returned in RV(references[].text), in characters.
+    type: int
+    default: 300
+notes:
+  - The scan runs on the target host; the C(sophia.migrate.flyio_audit) role runs it on the controller.
+seealso:
+  - module: sophia.migrate.flyio_audit_report
+  - module: sophia.migrate.flyio_app_info
+"""
+
+EXAMPLES = r"""
+- name: Fly.io references left in the checkouts
+  sophia.migrate.flyio_repo_scan:
+    paths:
+      - /srv/src/sophia-main
+      - /srv/src/sophia-mcp
+  register: fly_refs
+
+- name: Show where each legacy app is still named
+  ansible.builtin.debug:
+    msg: "{{ item.location }}: {{ item.kind }} {{ item.value }} ({{ item.app | default('-', true) }})"
+  loop: "{{ fly_refs.references }}"
+  loop_control:
+    label: "{{ item.location }}"
+
+- name: Fail when a repository path was not found (the scan would be incomplete)
+  ansible.builtin.assert:
+    that: fly_refs.missing_paths | length == 0
+    fail_msg: "not found: {{ fly_refs.missing_paths | join(', ') }}"
+"""
+
+RETURN = r"""
+references:
+  description: Every reference found, in path, file and line order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    file:
+      description: Path of the file.
+      type: str
+    line:
+      description: Line number (1-based).
+      type: int
+    location:
+      description: C(<file>:<line>).
+      type: str
+    kind:
+      description: >-
+        V(fly_toml_app), V(fly_toml), V(fly_dev_hostname), V(internal_hostname), V(registry_image),
+        V(fly_variable) or V(flyctl).
+      type: str
+    value:
+      description: What matched (empty for V(fly_toml)).
+      type: str
+    app:
+      description: The Fly app the reference names, or null when it names none.
+      type: str
+    text:
+      description: The line, stripped and cut to O(max_line) characters.
+      type: str
+  sample:
+    - file: /srv/src/sophia-main/web/app.env
+      line: 2
+      location: /srv/src/sophia-main/web/app.env:2
+      kind: fly_dev_hostname
+      value: sophiaai-dashboard-v2.fly.dev
+      app: sophiaai-dashboard-v2
+      text: OLD=https://sophiaai-dashboard-v2.fly.dev
+fly_tomls:
+  description: The C(fly.toml) files found, with the line and value of their C(app =) (null when there is none).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{file: /srv/src/sophia-main/deploy/fly.toml, line: 1, app: sophiaai-jobs-v2}]
+files_scanned:
+  description: Number of text files read.
+  returned: always
+  type: int
+  sample: 42
+skipped_files:
+  description: Files not read, with the reason (binary, or larger than O(max_file_size)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{file: /srv/src/sophia-main/logo.png, reason: binary}]
+missing_paths:
+  description: Paths of O(paths) that do not exist.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+apps_referenced:
+  description: Sorted names of the apps the references name.
+  returned: always
+  type: list
+  elements: str
+  sample: [sophiaai-dashboard-v2, sophiaai-jobs-v2]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+
+ARGUMENT_SPEC = {
+    "paths": {"type": "list", "elements": "path", "required": True},
+    "max_file_size": {"type": "int", "default": 2_000_000},
+    "max_line": {"type": "int", "default": 300},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    errors = []
+    if not p["paths"]:
+        errors.append("option 'paths': give at least one file or directory to scan")
+    elif any(not (path or "").strip() for path in p["paths"]):
+        errors.append("option 'paths': an empty path was given")
+    if p["max_file_size"] <= 0:
+        errors.append(f"option 'max_file_size': must be a positive number of bytes, got {p['max_file_size']}")
+    if p["max_line"] <= 0:
+        errors.append(f"option 'max_line': must be a positive number of characters, got {p['max_line']}")
+    if errors:
+        module.fail_json(msg="flyio_repo_scan: " + "; ".join(errors))
+    try:
+        result = _flyio.scan_paths(list(p["paths"]), p["max_file_size"], p["max_line"])
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        module.fail_json(msg=f"flyio_repo_scan: cannot read{where}: {exc.strerror or exc}", paths=p["paths"])
+    # 'skipped' is a reserved key in Ansible results (a task reported as skipped): return the list under another
+    # name. sophia.migrate.flyio_audit_report accepts both.
+    result["skipped_files"] = result.pop("skipped")
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# Copyright: sophia.migrate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: health_gate
+short_description: Decide from real probes whether a migration step may proceed
+version_added: 0.1.0
+description:
+  - Runs rounds of probes (HTTP(S), TCP connect, Redis C(PING), a Prometheus instant query compared with
+    thresholds, a command on the target) and decides like an Argo Rollouts AnalysisRun, between a Docker Compose
+    host and K3s alike.
+  - A probe sample fails on a transport error or timeout, when C(probes[].failure_condition) is met, or when
+    C(probes[].success_condition) (or the probe's own expectation, such as the HTTP status) is not met. A
+    Prometheus query that returns no data follows the probe's explicit C(probes[].on_no_data) policy.
+  - A round fails when any probe failed. The gate fails as soon as O(failure_limit) rounds failed, passes
+    as soon as O(consecutive_successes) rounds in a row succeeded, and is inconclusive when O(inconclusive_limit)
+    rounds were inconclusive. When O(count) rounds or O(duration) seconds run out first, it fails, so a
+    flapping target never passes.
+  - With O(baseline), a baseline endpoint is probed in the same rounds and the candidate must stay within
+    O(baseline.latency_tolerance) of its p95 latency and O(baseline.error_ratio_tolerance) of its error ratio.
+  - A failed or inconclusive gate fails the task with a reason a person can act on, unless O(fail_on_failure=false).
+author:
+  - Sophia Platform Team (@sophia-ai)
+extends_documentation_fragment:
+  - sophia.migrate.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Probes only read, so the gate runs and reports in check mode too.
+  diff_mode:
+    support: N/A
+requirements:
+  - requests (HTTP and Prometheus probes)
+  - redis (Redis probes)
+options:
+  probes:
+    description:
+      - The probes, at least one. Common keys are C(name), C(type) (V(http), V(tcp), V(redis), V(prometheus),
+        V(command)), C(timeout) in seconds (default 5), C(success_condition) and C(failure_condition) (dicts with any
+        of C(status) (list), C(max_latency_ms), C(min_value), C(max_value)) and C(on_no_data) (V(fail) (default),
+        V(pass) or V(inconclusive); only Prometheus queries can return no data).
+      - C(http) takes C(url), C(method) (GET), C(expected_status) (list, default V([200])), C(body_regex), C(json_path)
+        with optional C(json_value), C(headers), C(body), C(validate_certs) (default true), C(ca_path), C(client_cert),
+        C(client_key).
+      - C(tcp) takes C(host) and C(port).
+      - C(redis) takes C(url) (V(redis://...) or V(rediss://...)) or C(host), C(port), C(db), C(username),
+        C(password), C(tls).
+      - C(prometheus) takes C(url) (the base URL of Prometheus), C(query) (must return one value) and thresholds in
+        C(success_condition)/C(failure_condition) (C(min_value), C(max_value)).
+      - C(command) takes C(argv) (list) or C(cmd) (string), C(expected_rc) (list, default V([0])), C(stdout_regex);
+        it runs on the host the module runs on.
+    type: list
+    elements: dict
+    required: true
+  interval:
+    description: Seconds between the starts of two rounds.
+    type: float
+    default: 5
+  count:
+    description: Maximum number of rounds. One of O(count) and O(duration) is required.
+    type: int
+  duration:
+    description: Maximum seconds of measuring.
+    type: float
+  initial_delay:
+    description: Seconds to wait before the first round.
+    type: float
+    default: 0
+  failure_limit:
+    description: Failed rounds that fail the gate.
+    type: int
+    default: 1
+  consecutive_successes:
+    description: Successful rounds in a row that pass the gate.
+    type: int
+    default: 1
+  inconclusive_limit:
+    description: Inconclusive rounds that make the gate inconclusive.
+    type: int
+    default: 3
+  baseline:
+    description: Compare a candidate probe with a baseline endpoint measured in the same rounds.
+    type: dict
+    suboptions:
+      candidate:
+        description: Name of the probe that is the candidate (for example the K3s side).
+        type: str
+        required: true
+      probe:
+        description: The baseline probe (same keys as a probe; usually the Compose side). It does not gate by itself.
+        type: dict
+        required: true
+      latency_tolerance:
+        description: Allowed relative increase of the candidate's p95 latency over the baseline's.
+        type: float
+        default: 0.2
+      error_ratio_tolerance:
+        description: Allowed absolute increase of the candidate's error ratio over the baseline's.
+        type: float
+        default: 0.0
+  fail_on_failure:
+    description: Fail the task when the verdict is not V(passed).
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: The K3s side of the API answers, Redis is up and the error ratio stays low
+  sophia.migrate.health_gate:
+    probes:
+      - name: k3s-api
+        type: http
+        url: https://www.sophia-intel.ai:30443/api/research/health
+        expected_status: [200]
+        json_path: status
+        json_value: ok
+        timeout: 2
+        success_condition: {max_latency_ms: 500}
+      - {name: redis, type: redis, url: "redis://10.43.0.10:6379/0", timeout: 1}
+      - name: error-ratio
+        type: prometheus
+        url: http://127.0.0.1:9090
+        query: sum(rate(sophia_request_errors_total[1m])) / sum(rate(sophia_requests_total[1m]))
+        success_condition: {max_value: 0.01}
+        on_no_data: inconclusive
+    interval: 5
+    count: 24
+    failure_limit: 2
+    consecutive_successes: 6
+  register: gate
+
+# Gate a traffic weight change: measure K3s against Compose in the same window.
+- name: Is K3s as fast as Compose at 25%?
+  sophia.migrate.health_gate:
+    probes:
+      - {name: k3s, type: http, url: "http://127.0.0.1:30080/api/research/health", timeout: 2}
+    baseline:
+      candidate: k3s
+      probe: {name: compose, type: http, url: "http://127.0.0.1:8080/api/research/health", timeout: 2}
+      latency_tolerance: 0.2
+    interval: 1
+    count: 30
+    consecutive_successes: 10
+    fail_on_failure: false
+  register: gate
+
+- name: Step back when the gate did not pass
+  ansible.builtin.debug:
+    msg: "stepping back: {{ gate.reason }}"
+  when: not gate.passed
+"""
+
+RETURN = r"""
+passed:
+  description: True when the verdict is V(passed).
+  returned: always
+  type: bool
+verdict:
+  description: V(passed), V(failed) or V(inconclusive).
+  returned: always
+  type: str
+reason:
+  description: One sentence saying why, with the last problem seen.
+  returned: always
+  type: str
+  sample: "2 of 3 rounds failed (failure_limit 2); last problem: k3s-api: HTTP 503, expected [200]"
+rounds:
+  description: Rounds run.
+  returned: always
+  type: int
+round_outcomes:
+  description: Outcome of each round (success, failure, inconclusive).
+  returned: always
+  type: list
+  elements: str
+samples:
+  description:
+    - Every sample with C(probe), C(round), C(at) (epoch seconds), C(outcome), C(latency_ms), C(status),
+      C(value) and C(message).
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: C(samples), C(failures), C(error_ratio), C(p50_ms), C(p95_ms), overall and C(per_probe).
+  returned: always
+  type: dict
+baseline:
+  description: Summary figures of candidate and baseline when O(baseline) is used.
+  returned: when O(baseline) is given
+  type: dict
+duration_s:
+  description: Seconds the gate took.
+  returned: always
+  type: float
+"""
+
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _health
+
+try:
+    import requests
+
+    HAS_REQUESTS = True
+except ImportError:
+    HAS_REQUESTS = False
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "probes": {"type": "list", "elements": "dict", "required": True},
+            "interval": {"type": "float", "default": 5},
+            "count": {"type": "int"},
+            "duration": {"type": "float"},
+            "initial_delay": {"type": "float", "default": 0},
+            "failure_limit": {"type": "int", "default": 1},
+            "consecutive_successes": {"type": "int", "default": 1},
+            "inconclusive_limit": {"type": "int", "default": 3},
+            "baseline": {
+                "type": "dict",
+                "options": {
+                    "candidate": {"type": "str", "required": True},
+                    "probe": {"type": "dict", "required": True},
+                    "latency_tolerance": {"type": "float", "default": 0.2},
+                    "error_ratio_tolerance": {"type": "float", "default": 0.0},
+                },
+            },
+            "fail_on_failure": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    policy = _health.Policy(
+        interval=p["interval"],
+        count=p["count"],
+        duration=p["duration"],
+        initial_delay=p["initial_delay"],
+        failure_limit=p["failure_limit"],
+        consecutive_successes=p["consecutive_successes"],
+        inconclusive_limit=p["inconclusive_limit"],
+    )
+    try:
+        _health.validate_policy(policy, p["probes"])
+        probes = [_health.normalize_probe(raw, i) for i, raw in enumerate(p["probes"])]
+        baseline = None
+        if p["baseline"]:
+            baseline = dict(p["baseline"], probe=_health.normalize_probe(p["baseline"]["probe"], len(probes)))
+            if baseline["candidate"] not in {pr["name"] for pr in probes}:
+                raise _health.HealthConfigError(f"baseline.candidate '{baseline['candidate']}' names no probe")
+    except _health.HealthConfigError as exc:
+        module.fail_json(msg=f"health_gate: {exc}")
+    kinds = {pr["type"] for pr in probes + ([baseline["probe"]] if baseline else [])}
+    if kinds & {"http", "prometheus"} and not HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"))
+
+    session = requests.Session() if HAS_REQUESTS else None
+    all_probes = probes + ([baseline["probe"]] if baseline else [])
+    result = _health.run_gate(all_probes, policy, session, _run_with_timeout, baseline=baseline)
+    if not result["passed"] and p["fail_on_failure"]:
+        module.fail_json(msg=f"health_gate: {result['verdict']}: {result['reason']}", changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+def _run_with_timeout(args, timeout):
+    try:
+        proc = subprocess.run(
+            args, shell=isinstance(args, str), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TimeoutError from exc
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+if __name__ == "__main__":
+    main()

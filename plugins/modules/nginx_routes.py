@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# Copyright: sophia.migrate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nginx_routes
+short_description: Parse an nginx-proxy configuration into a route list
+version_added: 0.1.0
+description:
+  - Reads the nginx configuration of the Compose edge (nginx-proxy) and returns one route per host and
+    location prefix, the list that the C(ingress_certs) role (Ingress resources) and the C(traffic_shift)
+    role consume, so routes are never typed twice.
+  - Translated are C(server_name), C(listen ... ssl), prefix and exact C(location) blocks (nested too),
+    C(proxy_pass) to C(upstream) blocks or C(host:port), websocket upgrade headers, C(client_max_body_size),
+    C(proxy_read_timeout), C(proxy_send_timeout), C(proxy_connect_timeout) and C(proxy_buffering), inherited
+    from C(http) to C(server) to C(location) as nginx does. C(include) is followed (globs, relative to the
+    directory of O(path) or O(prefix)).
+  - Directives that are not translated (C(sub_filter), C(add_header), C(if), C(auth_basic), regular-expression
+    locations, static C(root), ...) are returned in RV(unsupported) with file, line and context, never dropped.
+  - Only reads files; never changes anything.
+author:
+  - Sophia Platform Team (@sophia-ai)
+extends_documentation_fragment:
+  - sophia.migrate.attributes
+  - sophia.migrate.attributes.INFO_MODULE
+options:
+  path:
+    description: The main nginx configuration file (for example C(/etc/nginx/nginx.conf)) or one C(conf.d) file.
+    type: path
+    required: true
+  prefix:
+    description: Directory that relative C(include) paths are resolved against (default the directory of O(path)).
+    type: path
+  hosts:
+    description: Keep only routes of these host names (empty keeps all).
+    type: list
+    elements: str
+    default: []
+  fail_on_unsupported:
+    description: Fail when any directive is not translated (the list is in the failure result).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Read the routes of the Compose edge
+  sophia.migrate.nginx_routes:
+    path: /opt/sophia/nginx/nginx.conf
+  register: edge
+
+- name: Show what will not be carried over
+  ansible.builtin.debug:
+    var: edge.unsupported
+  when: edge.unsupported | length > 0
+
+- name: Use the routes for Ingress resources
+  ansible.builtin.include_role:
+    name: sophia.migrate.ingress_certs
+  vars:
+    ingress_certs_routes: "{{ edge.routes }}"
+"""
+
+RETURN = r"""
+routes:
+  description: One route per host and location, sorted by host and path.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: www-api-research
+      host: www.sophia-intel.ai
+      path: /api/research
+      path_type: Prefix
+      tls: true
+      upstreams: ["mcp-research:8080"]
+      upstream_name: mcp_research
+      upstream_scheme: http
+      upstream_path: ""
+      websocket: false
+      buffering: true
+      client_max_body_size: 10m
+      timeouts: {read: 300s, send: 300s, connect: 5s}
+      source: {file: /etc/nginx/conf.d/sophia-www.conf, line: 44}
+hosts:
+  description: Host names that have at least one route.
+  returned: always
+  type: list
+  elements: str
+upstreams:
+  description: C(upstream) blocks, name to list of C(host:port).
+  returned: always
+  type: dict
+redirects:
+  description:
+    - Locations or servers that only redirect (for example HTTP to HTTPS); ingress controllers do this themselves.
+  returned: always
+  type: list
+  elements: dict
+handled:
+  description: Locations served by the new platform in another way (ACME challenge paths, answered by cert-manager).
+  returned: always
+  type: list
+  elements: dict
+servers:
+  description: Every C(server) block with its names, ports, TLS flag and certificate paths (for the certificate import).
+  returned: always
+  type: list
+  elements: dict
+unsupported:
+  description:
+    - Directives that are not translated, with C(file), C(line), C(directive), C(context) and sometimes C(reason).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{file: /etc/nginx/conf.d/sophia-www.conf, line: 82, directive: "sub_filter http://localhost https://www...",
+            context: "server www.sophia-intel.ai location /api/orchestrator"}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+
+
+def run(params: dict) -> dict:
+    result = _nginx.parse_routes(params["path"], params["prefix"])
+    if params["hosts"]:
+        wanted = set(params["hosts"])
+        result["routes"] = [r for r in result["routes"] if r["host"] in wanted]
+        result["hosts"] = [h for h in result["hosts"] if h in wanted]
+    return {"changed": False, **result}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "prefix": {"type": "path"},
+            "hosts": {"type": "list", "elements": "str", "default": []},
+            "fail_on_unsupported": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module.params)
+    except _nginx.NginxConfigError as exc:
+        module.fail_json(msg=f"nginx_routes: option 'path': {exc}")
+    if module.params["fail_on_unsupported"] and result["unsupported"]:
+        module.fail_json(msg=f"nginx_routes: {len(result['unsupported'])} directive(s) are not translated "
+                             "(see 'unsupported'); fail_on_unsupported=true", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+#!/usr/bin/python
+# Copyright: sophia.migrate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: redis_migrate
+short_description: Move live Redis data with zero loss and a way back (replication, dump/restore, RDB, verify)
+version_added: 0.1.0
+description:
+  - V(replicate) (default) makes O(target) a replica of O(source) (C(REPLICAOF), credentials via
+    C(masterauth)/C(masteruser)), waits for the initial sync and for the replication offset to catch up,
+    and with O(cutover=true) promotes the target.
+    The cutover uses C(FAILOVER TO) when the source lists the target among its replicas, or pauses writers on the source
+    (C(CLIENT PAUSE WRITE)), waits for offset equality and promotes the target (C(REPLICAOF NO ONE)).
+    With O(way_back=true) the old source then replicates from the new primary, so going back is the same module
+    with O(source) and O(target) swapped. Every wait has a deadline; on a timeout nothing is promoted.
+  - V(dump) copies keys with C(SCAN) + C(DUMP)/C(RESTORE), pipelined, TTLs preserved, for targets that cannot replicate
+    (managed Redis). With O(ledger_path) the scan cursor is saved after every batch and a new run resumes from it.
+  - V(rdb) streams an RDB snapshot of O(source) over the replication protocol (as C(redis-cli --rdb) does) into O(dest)
+    on the host running the module, with its sha256. Use it as the backup before anything changes.
+  - V(verify) compares O(source) and O(target) per database, fully or on a random O(sample) - key count, type,
+    TTL within O(ttl_tolerance_ms), value (C(DUMP) payload, then a type-aware read when encodings differ) - and
+    lists the first O(max_differences) differing keys. Keys found different are read again once, so writes still
+    in flight on a replicating pair are not reported.
+  - TLS of the replication link itself (target to source) is server configuration (C(tls-replication)),
+    not an option here.
+author:
+  - Sophia Platform Team (@sophia-ai)
+requirements:
+  - redis (redis-py) >= 5
+extends_documentation_fragment:
+  - sophia.migrate.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Connects and reads state (roles, key counts) to report what would happen; changes nothing.
+  diff_mode:
+    support: partial
+    details:
+      - O(mode=replicate) returns the roles before and after.
+options:
+  mode:
+    description: What to do; see the description.
+    type: str
+    choices: [replicate, dump, rdb, verify]
+    default: replicate
+  source:
+    description: The Redis server data comes from (the current primary).
+    type: dict
+    required: true
+    suboptions: &conn
+      host:
+        description: Host name or address.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: TCP port.
+        type: int
+        default: 6379
+      username:
+        description: ACL user name (Redis 6+). Omit for the C(default) user.
+        type: str
+      password:
+        description: Password (C(requirepass) or the ACL user's password).
+        type: str
+      tls:
+        description: Connect with TLS.
+        type: bool
+        default: false
+      tls_ca_path:
+        description: CA bundle that signed the server certificate.
+        type: path
+      tls_cert_path:
+        description: Client certificate (mutual TLS).
+        type: path
+      tls_key_path:
+        description: Key of O(source.tls_cert_path).
+        type: path
+      tls_verify:
+        description: Verify the server certificate and host name. Turn off only for a lab.
+        type: bool
+        default: true
+      connect_timeout:
+        description: Seconds to wait for a TCP connection.
+        type: float
+        default: 5
+  target:
+    description:
+      - The Redis server data goes to. Required unless O(mode=rdb). Same sub-options as O(source).
+    type: dict
+    suboptions: *conn
+  cutover:
+    description: With O(mode=replicate), promote the target once it has caught up.
+    type: bool
+    default: false
+  cutover_method:
+    description:
+      - V(failover) uses C(FAILOVER TO) (the source must list the target's address among its replicas).
+      - V(pause) pauses writes on the source, waits for offset equality, then C(REPLICAOF NO ONE) on the target.
+      - V(auto) uses V(failover) when possible, else V(pause).
+    type: str
+    choices: [auto, failover, pause]
+    default: auto
+  way_back:
+    description:
+      - After the cutover, make the old source a replica of the new primary (the way back).
+      - With V(false) the old source becomes a stand-alone primary again once the cutover is over; writes that
+        reach it then are not on the new primary.
+    type: bool
+    default: true
+  replicaof:
+    description:
+      - Address the target uses to reach the source, when it differs from O(source.host)/O(source.port)
+        (for example a Kubernetes pod reaching the Compose host).
+    type: dict
+    suboptions:
+      host:
+        description: Host name or address.
+        type: str
+        required: true
+      port:
+        description: TCP port.
+        type: int
+        default: 6379
+  way_back_address:
+    description: Address the old source uses to reach the target after the cutover, when it differs from O(target).
+    type: dict
+    suboptions:
+      host:
+        description: Host name or address.
+        type: str
+        required: true
+      port:
+        description: TCP port.
+        type: int
+        default: 6379
+  sync_timeout:
+    description:
+      - Seconds to wait for the initial sync and catch-up. On a timeout the module fails and nothing is promoted.
+    type: float
+    default: 600
+  cutover_timeout:
+    description:
+      - Seconds the cutover may take (offset equality under the write pause, or C(FAILOVER) C(TIMEOUT)).
+        On a timeout writers are resumed on the source and nothing is promoted.
+    type: float
+    default: 30
+  overwrite_target:
+    description: Allow replacing keys that the target already holds (O(mode=replicate) and O(mode=dump)).
+    type: bool
+    default: false
+  databases:
+    description: Database numbers for O(mode=dump) and O(mode=verify). Default all non-empty databases of the source.
+    type: list
+    elements: int
+  batch_size:
+    description: Keys per pipelined batch (O(mode=dump), O(mode=verify)).
+    type: int
+    default: 1000
+  replace:
+    description: With O(mode=dump), C(RESTORE ... REPLACE) keys that exist on the target (needed to resume).
+    type: bool
+    default: true
+  ledger_path:
+    description: With O(mode=dump), the migration ledger where the scan cursor is checkpointed and the step recorded.
+    type: path
+  ledger_step:
+    description: Ledger step name for O(mode=dump). A step already recorded as done is not copied again.
+    type: str
+    default: redis/dump
+  dest:
+    description: File to write with O(mode=rdb) (mode 0600, written atomically). Required for O(mode=rdb).
+    type: path
+  force:
+    description: With O(mode=rdb), take a new snapshot even if O(dest) exists.
+    type: bool
+    default: false
+  sample:
+    description: With O(mode=verify), number of random keys to check per database; V(0) checks every key.
+    type: int
+    default: 0
+  ttl_tolerance_ms:
+    description: With O(mode=verify), largest accepted difference between the TTLs of a key.
+    type: int
+    default: 2000
+  max_differences:
+    description: With O(mode=verify), how many differing keys to list.
+    type: int
+    default: 20
+  fail_on_difference:
+    description: With O(mode=verify), fail when anything differs (the result still carries the figures).
+    type: bool
+    default: true
+notes:
+  - The O(mode=replicate) cutover is zero-loss for writes that were acknowledged - a write blocked by the pause or
+    by C(FAILOVER) is answered with C(READONLY) by the old source; clients must retry it against the new primary.
+seealso:
+  - module: sophia.migrate.ledger
+"""
+
+EXAMPLES = r"""
+- name: Back up the Compose Redis before anything changes
+  sophia.migrate.redis_migrate:
+    mode: rdb
+    source: {host: 127.0.0.1, port: 6379, password: "{{ redis_password }}"}
+    dest: /var/backups/sophia/redis-before-migration.rdb
+  register: redis_backup
+
+- name: Replicate into the K3s Redis and wait until it has caught up
+  sophia.migrate.redis_migrate:
+    source: {host: 127.0.0.1, port: 6379, password: "{{ redis_password }}"}
+    target: {host: 127.0.0.1, port: 30379, password: "{{ redis_password }}"}
+    replicaof: {host: 10.42.0.1, port: 6379}  # how the pod reaches the Compose Redis
+    sync_timeout: 900
+
+- name: Cut over, keeping the old Redis as a replica of the new primary
+  sophia.migrate.redis_migrate:
+    source: {host: 127.0.0.1, port: 6379, password: "{{ redis_password }}"}
+    target: {host: 127.0.0.1, port: 30379, password: "{{ redis_password }}"}
+    cutover: true
+  register: redis_cutover
+
+- name: Verify every key
+  sophia.migrate.redis_migrate:
+    mode: verify
+    source: {host: 127.0.0.1, port: 6379, password: "{{ redis_password }}"}
+    target: {host: 127.0.0.1, port: 30379, password: "{{ redis_password }}"}
+
+- name: Go back (the old source becomes primary again)
+  sophia.migrate.redis_migrate:
+    source: {host: 127.0.0.1, port: 30379, password: "{{ redis_password }}"}
+    target: {host: 127.0.0.1, port: 6379, password: "{{ redis_password }}"}
+    cutover: true
+
+- name: Copy into a managed Redis that cannot replicate, resumable
+  sophia.migrate.redis_migrate:
+    mode: dump
+    source: {host: 127.0.0.1, port: 6379, password: "{{ redis_password }}"}
+    target:
+      host: redis.example.internal
+      port: 6380
+      username: migrator
+      password: "{{ managed_password }}"
+      tls: true
+    ledger_path: "{{ sophia_ledger_path }}"
+    ledger_step: redis/dump
+"""
+
+RETURN = r"""
+mode:
+  description: The mode that ran.
+  returned: always
+  type: str
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+state_before:
+  description: V(independent), V(replicating) or V(cut_over) before the run (O(mode=replicate)).
+  returned: mode=replicate
+  type: str
+state_after:
+  description: The same after the run.
+  returned: mode=replicate
+  type: str
+source:
+  description: Role, C(master_repl_offset) and keys per database of the source after the run.
+  returned: mode=replicate
+  type: dict
+  sample: {"host": "127.0.0.1", "port": 6379, "role": "slave", "master_repl_offset": 1234, "keys": {"db0": 100}}
+target:
+  description: The same for the target.
+  returned: mode=replicate
+  type: dict
+replication:
+  description: Figures of the sync - C(initial_sync_seconds), C(caught_up_seconds), offsets, and progress samples.
+  returned: mode=replicate and not in check mode
+  type: dict
+cutover:
+  description:
+    - C(method) (failover or pause), C(seconds), C(write_pause_ms) and offsets at promotion, and C(way_back)
+      (role and link of the old source).
+  returned: when a cutover ran
+  type: dict
+undo:
+  description: How to undo the step, for the migration ledger.
+  returned: mode=replicate or mode=dump
+  type: dict
+path:
+  description: The RDB file (O(mode=rdb)).
+  returned: mode=rdb
+  type: str
+sha256:
+  description: sha256 of the RDB file.
+  returned: mode=rdb
+  type: str
+size_bytes:
+  description: Size of the RDB file.
+  returned: mode=rdb
+  type: int
+keys:
+  description: Keys per database of the source when the snapshot was taken.
+  returned: mode=rdb and not when the file existed already
+  type: dict
+keys_copied:
+  description: Keys restored on the target (O(mode=dump), counting earlier resumed runs).
+  returned: mode=dump
+  type: int
+resumed_from:
+  description: The ledger checkpoint a O(mode=dump) run resumed from (V(null) when it started afresh).
+  returned: mode=dump
+  type: dict
+verified:
+  description: Whether source and target matched (O(mode=verify)).
+  returned: mode=verify
+  type: bool
+databases:
+  description: Per database - C(keys_source), C(keys_target), C(checked), C(differing).
+  returned: mode=verify
+  type: list
+  elements: dict
+differences:
+  description: The first differing keys, each with C(db), C(key), C(problem).
+  returned: mode=verify
+  type: list
+  elements: dict
+duration_seconds:
+  description: Wall time of the run.
+  returned: success
+  type: float
+keys_per_second:
+  description: Throughput of O(mode=dump) or O(mode=verify).
+  returned: mode=dump or mode=verify
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+
+_CONN = {
+    "host": {"type": "str", "default": "127.0.0.1"},
+    "port": {"type": "int", "default": 6379},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "tls": {"type": "bool", "default": False},
+    "tls_ca_path": {"type": "path"},
+    "tls_cert_path": {"type": "path"},
+    "tls_key_path": {"type": "path"},
+    "tls_verify": {"type": "bool", "default": True},
+    "connect_timeout": {"type": "float", "default": 5},
+}
+_ADDR = {"host": {"type": "str", "required": True}, "port": {"type": "int", "default": 6379}}
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    src = _redis.Endpoint.from_params("source", p["source"])
+    tgt = _redis.Endpoint.from_params("target", p["target"]) if p["target"] else None
+    if p["mode"] != "rdb" and tgt is None:
+        module.fail_json(msg=f"redis_migrate: option 'target' is required when mode={p['mode']}")
+    if p["mode"] == "rdb":
+        if not p["dest"]:
+            module.fail_json(msg="redis_migrate: option 'dest' is required when mode=rdb")
+        return _redis.rdb_backup(src, p["dest"], p["force"], module.check_mode)
+    if p["mode"] == "dump":
+        return _redis.dump_copy(src, tgt, p["databases"], p["batch_size"], p["replace"], p["overwrite_target"],
+                                p["ledger_path"], p["ledger_step"], module.check_mode)
+    if p["mode"] == "verify":
+        return _redis.verify(src, tgt, p["databases"], p["sample"], p["ttl_tolerance_ms"], p["max_differences"],
+                             p["batch_size"])
+    opts = _redis.ReplicateOptions(
+        cutover=p["cutover"], cutover_method=p["cutover_method"], way_back=p["way_back"],
+        replicaof_host=(p["replicaof"] or {}).get("host"), replicaof_port=(p["replicaof"] or {}).get("port"),
+        way_back_host=(p["way_back_address"] or {}).get("host"),
+        way_back_port=(p["way_back_address"] or {}).get("port"),
+        sync_timeout=p["sync_timeout"], cutover_timeout=p["cutover_timeout"], overwrite_target=p["overwrite_target"])
+    return _redis.replicate(src, tgt, opts, module.check_mode)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "mode": {"type": "str", "choices": list(_redis.MODES), "default": "replicate"},
+            "source": {"type": "dict", "required": True, "options": _CONN},
+            "target": {"type": "dict", "options": _CONN},
+            "cutover": {"type": "bool", "default": False},
+            "cutover_method": {"type": "str", "choices": list(_redis.CUTOVER_METHODS), "default": "auto"},
+            "way_back": {"type": "bool", "default": True},
+            "replicaof": {"type": "dict", "options": _ADDR},
+            "way_back_address": {"type": "dict", "options": _ADDR},
+            "sync_timeout": {"type": "float", "default": 600},
+            "cutover_timeout": {"type": "float", "default": 30},
+            "overwrite_target": {"type": "bool", "default": False},
+            "databases": {"type": "list", "elements": "int"},
+            "batch_size": {"type": "int", "default": 1000},
+            "replace": {"type": "bool", "default": True},
+            "ledger_path": {"type": "path"},
+            "ledger_step": {"type": "str", "default": "redis/dump"},
+            "dest": {"type": "path"},
+            "force": {"type": "bool", "default": False},
+            "sample": {"type": "int", "default": 0},
+            "ttl_tolerance_ms": {"type": "int", "default": 2000},
+            "max_differences": {"type": "int", "default": 20},
+            "fail_on_difference": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    if not _redis.HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=_redis.REDIS_IMPORT_ERROR)
+    try:
+        result = run(module)
+    except _redis.RedisMigrateError as exc:
+        module.fail_json(msg=f"redis_migrate: {exc}", **exc.facts)
+    if result.get("verified") is False and module.params["fail_on_difference"]:
+        module.fail_json(**{**result, "msg": f"redis_migrate: verify: {result['msg']}"})
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# make test: every check of the project, one after the other, then one summary line.
+# Lint and sanity stages count as one check each; pytest counts each test; each Molecule
+# scenario counts as one check. The last line is "N passed, N failed" for the whole run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$PWD/ansible.cfg"
+mkdir -p tests/output
+passed=0; failed=0; failures=()
+start_all=$(date +%s)
+
+stage() {  # stage NAME CMD...   -> one check
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  echo "=== $name"
+  if "$@" >"tests/output/$name.log" 2>&1; then
+    passed=$((passed + 1)); echo "--- $name: PASSED ($(( $(date +%s) - t0 ))s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "--- $name: FAILED ($(( $(date +%s) - t0 ))s)"
+    tail -40 "tests/output/$name.log"
+  fi
+}
+
+pytest_stage() {  # pytest_stage NAME ARGS... -> each test counts
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  echo "=== $name"
+  pytest "$@" --junitxml="tests/output/$name.xml" -q -p no:cacheprovider >"tests/output/$name.log" 2>&1
+  local rc=$?
+  tail -3 "tests/output/$name.log"
+  read -r p f < <(python3 scripts/junit_counts.py "tests/output/$name.xml")
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then
+    [ "$f" -gt 0 ] || { failed=$((failed + 1)); }
+    failures+=("$name"); grep -E "^(FAILED|ERROR)" "tests/output/$name.log" | head -30
+  fi
+  echo "--- $name: $p passed, $f failed ($(( $(date +%s) - t0 ))s)"
+}
+
+stage ruff ruff check .
+stage yamllint yamllint -s .
+stage ansible-lint ansible-lint
+stage changelog antsibull-changelog lint
+stage collection-build ansible-galaxy collection build --force --output-path tests/output/build
+stage ansible-doc scripts/check-docs.sh
+stage sanity scripts/sanity.sh
+pytest_stage unit tests/unit -n 2
+pytest_stage integration tests/integration
+# the end-to-end rehearsal on the lab (make rehearsal): counts printed in tests/output/rehearsal.log
+pytest_stage rehearsal tests/e2e -s
+skipped=()
+for scenario in $(ls molecule); do
+  [ -f "molecule/$scenario/molecule.yml" ] || continue
+  # A scenario that needs something this machine cannot have (a real K3s air-gap bundle, ...)
+  # names the environment variable in REQUIRES_ENV; it runs only when that variable is set.
+  if [ -f "molecule/$scenario/REQUIRES_ENV" ]; then
+    var=$(tr -d '[:space:]' <"molecule/$scenario/REQUIRES_ENV")
+    if [ -z "${!var:-}" ]; then
+      skipped+=("molecule-$scenario (needs \$$var)"); echo "=== molecule-$scenario: not run, needs \$$var (not counted)"
+      continue
+    fi
+  fi
+  stage "molecule-$scenario" molecule test -s "$scenario"
+done
+
+echo
+echo "total time: $(( $(date +%s) - start_all ))s"
+[ ${#skipped[@]} -eq 0 ] || echo "not run (need what this machine lacks): ${skipped[*]}"
+[ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]} (logs in tests/output/)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

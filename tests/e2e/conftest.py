@@ -1,0 +1,140 @@
+"""Shared pieces of the end-to-end tests on the lab: the playbook runner, the lab fixture and the
+writer that posts items through the edge and checks, at the end, that every acknowledged one is in the
+Redis and the Qdrant that are primary then.
+
+Real: Docker engine, nginx-proxy with TLS, Redis, HAProxy on the lab node. Stand-in: Qdrant
+(tests/standins/qdrant_server.py, checked against Qdrant's OpenAPI document).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+import redis
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EDGE = "https://127.0.0.1:18443"
+REDIS = {"compose": 16379, "k3s": 26379}
+QDRANT = {"compose": "http://127.0.0.1:16333", "k3s": "http://127.0.0.1:26333"}
+LEDGER = os.path.join(ROOT, "lab-state", "ledger.json")
+
+
+def playbook(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "PATH": os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ["PATH"]}
+    return subprocess.run(["ansible-playbook", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def playbook_env() -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+            "PATH": os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ["PATH"]}
+
+
+def recap_changed(out: str) -> int:
+    return sum(int(line.split("changed=")[1].split()[0]) for line in out.splitlines() if " changed=" in line)
+
+
+def ledger() -> dict:
+    with open(LEDGER) as handle:
+        return json.load(handle)
+
+
+def primary() -> str:
+    """The side whose Redis is primary now: before the migration both are stand-alone primaries and the
+    clients' endpoint is on Compose; after the cutover the Compose Redis replicates from the K3s one (or,
+    after Phase 2D, is stopped); after a rollback the K3s Redis replicates from the Compose one."""
+    if redis.Redis(port=REDIS["k3s"]).info("replication")["role"] == "slave":
+        return "compose"
+    try:
+        compose = redis.Redis(port=REDIS["compose"], socket_connect_timeout=2).info("replication")["role"]
+    except redis.exceptions.ConnectionError:
+        return "k3s"
+    return "k3s" if compose == "slave" else "compose"
+
+
+class Writer(threading.Thread):
+    """POSTs items through the edge to mcp-context and mcp-research (Redis SET + Qdrant upsert on the side
+    that answers) and remembers each acknowledged one. A write held by a data freeze is not a failure; the
+    timeout is long enough for the freeze (data_migration_freeze_max_seconds)."""
+
+    def __init__(self, timeout: float = 150):
+        super().__init__(daemon=True)
+        self.halt = threading.Event()
+        self.acked: dict[str, str] = {}
+        self.failed = 0
+        self.slowest = 0.0
+        self.timeout = timeout
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname, self.ctx.verify_mode = False, ssl.CERT_NONE
+
+    def run(self) -> None:
+        n = 0
+        while not self.halt.is_set():
+            n += 1
+            item = f"e2e-{os.getpid()}-{time.time_ns()}-{n}"
+            service = "context" if n % 2 else "research"
+            req = urllib.request.Request(f"{EDGE}/api/{service}/items", method="POST",
+                                         data=json.dumps({"id": item, "value": str(n)}).encode(),
+                                         headers={"Content-Type": "application/json", "Host": "www.sophia-intel.ai"})
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(req, context=self.ctx, timeout=self.timeout) as resp:
+                    body = json.loads(resp.read())
+                    if resp.status == 201:
+                        self.acked[item] = body["side"]
+                    else:
+                        self.failed += 1
+            except OSError:
+                self.failed += 1
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(self.timeout + 10)
+
+    def lost(self, side: str | None = None) -> dict[str, list[str]]:
+        """Acknowledged items missing from the Redis and from the Qdrant of ``side`` (default the primary)."""
+        side = side or primary()
+        client = redis.Redis(port=REDIS[side])
+        in_qdrant, offset = set(), None
+        while True:
+            body = {"limit": 1000, "with_payload": True, "with_vector": False, **({"offset": offset} if offset else {})}
+            page = requests.post(f"{QDRANT[side]}/collections/sophia/points/scroll", json=body, timeout=30).json()
+            in_qdrant.update(p["payload"].get("item") for p in page["result"]["points"])
+            offset = page["result"].get("next_page_offset")
+            if offset is None:
+                break
+        return {"redis": [i for i in self.acked if client.get(f"sophia:item:{i}") is None],
+                "qdrant": [i for i in self.acked if i not in in_qdrant]}
+
+    def report(self, label: str, lost: dict[str, list[str]]) -> str:
+        return (f"{label}: writes acknowledged {len(self.acked)}, failed {self.failed}, lost in Redis "
+                f"{len(lost['redis'])}, lost in Qdrant {len(lost['qdrant'])}, slowest {self.slowest:.1f}s")
+
+
+@pytest.fixture(scope="session")
+def lab():
+    res = playbook("playbooks/lab.yml")
+    assert res.returncode == 0, res.stdout[-4000:]
+    res = playbook("playbooks/phase2a.yml")
+    assert res.returncode == 0, res.stdout[-4000:]
+    # every test starts from the Compose side, whatever an earlier run left: the rollback walks the ledger
+    res = playbook("playbooks/rollback.yml")
+    assert res.returncode == 0, res.stdout[-4000:]
+    # The splitter in front of every route at 0% K3s, before any load: pointing the edge at it is a one-time nginx
+    # reload, and a reload closes idle keep-alive connections, which wrk counts as read errors when it had just
+    # sent on one (about 20 in 90,000 requests; docs/traffic_shift.md). A rollback leaves the splitter in place.
+    res = playbook("playbooks/phase2b.yml", "--tags", "traffic_shift", "-e", "traffic_shift_target_weight=0")
+    assert res.returncode == 0, res.stdout[-4000:]
+    return True

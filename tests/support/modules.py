@@ -1,0 +1,20 @@
+"""Run an Ansible module's main() in-process and return its JSON result (unit tests)."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+
+def run_module(module: t.Any, args: dict[str, t.Any], capsys: pytest.CaptureFixture[str],
+               check_mode: bool = False) -> dict[str, t.Any]:
+    """Call ``module.main()`` with ``args``; return the parsed result (``failed`` set on fail_json)."""
+    if check_mode:
+        args = {**args, "_ansible_check_mode": True}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    out = capsys.readouterr().out
+    return json.loads(out)

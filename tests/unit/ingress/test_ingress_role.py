@@ -1,0 +1,199 @@
+"""ingress_certs renders, validates and stages its manifests (ansible-playbook on localhost, no cluster).
+
+The Sophia nginx-proxy fixture is parsed by nginx_routes inside the role; every generated manifest is
+validated again here with the same offline validator (kubernetes-validate for core kinds, the CRDs and chart
+values in specs/k8s for HelmChart/ClusterIssuer/Certificate), and the content is checked per controller.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import textwrap
+
+import pytest
+import yaml
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate
+
+pytestmark = pytest.mark.slow  # runs ansible-playbook (~20 s a run on this machine)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+NGINX_CONF = os.path.join(ROOT, "tests", "fixtures", "nginx", "sophia", "nginx.conf")
+SPECS = os.path.join(ROOT, "specs", "k8s")
+CERT = "-----BEGIN CERTIFICATE-----\nTEST-ONLY-NOT-A-REAL-CERTIFICATE\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nTEST-ONLY-NOT-A-REAL-KEY-sophia\n-----END PRIVATE KEY-----\n"
+
+
+def run_role(tmp_path, extra=None, check=False):
+    (tmp_path / "play.yml").write_text(textwrap.dedent("""\
+        - hosts: localhost
+          connection: local
+          gather_facts: false
+          roles:
+            - sophia.migrate.ingress_certs
+        """))
+    (tmp_path / "fullchain.pem").write_text(CERT)
+    (tmp_path / "privkey.pem").write_text(KEY)
+    variables = {
+        "ingress_certs_nginx_config": NGINX_CONF,
+        "ingress_certs_acme_email": "ops@sophia-intel.ai",
+        "ingress_certs_service_map": {"127.0.0.1:8000": {"name": "orchestrator", "port": 8000}},
+        "ingress_certs_tls_import": [{"host": "www.sophia-intel.ai", "cert_file": str(tmp_path / "fullchain.pem"),
+                                      "key_file": str(tmp_path / "privkey.pem")}],
+        "ingress_certs_staging_dir": str(tmp_path / "staging"),
+        "ingress_certs_manifests_dir": str(tmp_path / "k3s-manifests"),
+        **(extra or {}),
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml"),
+            "-e", f"@{tmp_path / 'vars.json'}",
+            "-e", f"ansible_python_interpreter={os.path.join(ROOT, '.venv', 'bin', 'python')}"]
+    if check:
+        argv += ["--check", "--diff"]
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def changed(out):
+    line = next(x for x in out.splitlines() if x.startswith("localhost") and "changed=" in x)
+    return int(line.split("changed=")[1].split()[0])
+
+
+def docs(directory):
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".yaml"):
+            out[name] = [d for d in yaml.safe_load_all((directory / name).read_text()) if d]
+    return out
+
+
+def validate(directory):
+    result = _k8s_validate.validate_documents(_k8s_validate.load_manifest_files([str(directory)]),
+                                              _k8s_validate.Schemas([SPECS]))
+    assert result["valid"], result["errors"]
+    assert result["warnings"] == []
+    return result
+
+
+@pytest.fixture(scope="module")
+def f5(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("f5")
+    fresh = tmp_path_factory.mktemp("f5-fresh-check")
+    fresh_check = run_role(fresh, check=True)  # check mode on a host that never converged: writes nothing
+    assert fresh_check.returncode == 0, fresh_check.stdout[-4000:]
+    assert changed(fresh_check.stdout) > 0 and not (fresh / "staging").exists()
+    assert "+++ after:" in fresh_check.stdout and "TEST-ONLY-NOT-A-REAL-KEY" not in fresh_check.stdout
+    first = run_role(tmp_path)
+    check = run_role(tmp_path, check=True)  # a second run in check mode: nothing would change (idempotent)
+    return tmp_path, first, check
+
+
+def test_f5_render_validate_stage_install_idempotent(f5):
+    tmp_path, first, check = f5
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert changed(first.stdout) > 0
+    assert check.returncode == 0 and changed(check.stdout) == 0, check.stdout[-4000:]
+    staged = sorted(os.listdir(tmp_path / "staging"))
+    assert staged == ["sophia-ingress-00-namespace.yaml", "sophia-ingress-10-controller.yaml",
+                      "sophia-ingress-20-cert-manager.yaml", "sophia-ingress-30-cluster-issuers.yaml",
+                      "sophia-ingress-40-tls-secrets.yaml", "sophia-ingress-50-certificates.yaml",
+                      "sophia-ingress-60-ingresses.yaml"]
+    assert sorted(os.listdir(tmp_path / "k3s-manifests")) == sorted([*staged, "traefik.yaml.skip"])
+    for name in staged:
+        assert stat.S_IMODE(os.stat(tmp_path / "staging" / name).st_mode) == 0o600
+    result = validate(tmp_path / "staging")
+    assert result["kinds"]["Ingress"] == 8 + 2  # one minion per route + one master per host
+    assert result["kinds"]["ClusterIssuer"] == 2 and result["kinds"]["HelmChart"] == 2
+
+
+def test_f5_manifest_content(f5):
+    tmp_path = f5[0]
+    out = docs(tmp_path / "staging")
+    controller = out["sophia-ingress-10-controller.yaml"][0]
+    assert controller["spec"]["chart"] == "nginx-ingress" and controller["spec"]["version"] == "2.7.0"
+    cm = out["sophia-ingress-20-cert-manager.yaml"][0]
+    assert yaml.safe_load(cm["spec"]["valuesContent"])["crds"]["enabled"] is True
+    issuers = {d["metadata"]["name"]: d for d in out["sophia-ingress-30-cluster-issuers.yaml"]}
+    assert issuers["letsencrypt-staging"]["spec"]["acme"]["server"].startswith("https://acme-staging-v02")
+    solver = issuers["letsencrypt-production"]["spec"]["acme"]["solvers"][0]
+    assert solver["http01"]["ingress"]["ingressClassName"] == "nginx"
+    certs = out["sophia-ingress-50-certificates.yaml"]
+    # Staging stage: staging certificates only, into their own Secrets.
+    assert {(c["metadata"]["name"], c["spec"]["secretName"], c["spec"]["issuerRef"]["name"]) for c in certs} == {
+        ("www-sophia-intel-ai-staging", "www-sophia-intel-ai-tls-staging", "letsencrypt-staging"),
+        ("api-sophia-intel-ai-staging", "api-sophia-intel-ai-tls-staging", "letsencrypt-staging")}
+    ingresses = {d["metadata"]["name"]: d for d in out["sophia-ingress-60-ingresses.yaml"]}
+    master = ingresses["www-sophia-intel-ai-master"]
+    assert master["metadata"]["annotations"]["nginx.org/mergeable-ingress-type"] == "master"
+    assert master["spec"]["tls"] == [{"hosts": ["www.sophia-intel.ai"], "secretName": "www-sophia-intel-ai-tls"}]
+    research = ingresses["www-api-research"]
+    ann = research["metadata"]["annotations"]
+    assert ann["nginx.org/mergeable-ingress-type"] == "minion"
+    assert ann["nginx.org/proxy-read-timeout"] == "300s" and ann["nginx.org/client-max-body-size"] == "10m"
+    path = research["spec"]["rules"][0]["http"]["paths"][0]
+    assert path["path"] == "/api/research"
+    assert path["backend"]["service"] == {"name": "mcp-research", "port": {"number": 8080}}
+    assert ingresses["www-root"]["metadata"]["annotations"]["nginx.org/websocket-services"] == "sophia-dashboard"
+    assert ingresses["www-api-mcp"]["metadata"]["annotations"]["nginx.org/proxy-buffering"] == "False"
+    orchestrator = ingresses["www-api-orchestrator"]["spec"]["rules"][0]["http"]["paths"][0]
+    assert orchestrator["backend"]["service"]["name"] == "orchestrator"
+    secret = out["sophia-ingress-40-tls-secrets.yaml"][0]
+    assert secret["type"] == "kubernetes.io/tls" and secret["metadata"]["name"] == "www-sophia-intel-ai-tls"
+    assert base64.b64decode(secret["data"]["tls.key"]).decode() == KEY
+
+
+def test_secrets_never_in_output(f5):
+    _tmp, first, check = f5
+    for res in (first, check):
+        assert "TEST-ONLY-NOT-A-REAL-KEY" not in res.stdout + res.stderr
+        assert base64.b64encode(KEY.encode()).decode()[:40] not in res.stdout + res.stderr
+
+
+def test_community_controller_needs_acknowledgement(tmp_path):
+    res = run_role(tmp_path, {"ingress_certs_controller": "ingress-nginx"})
+    assert res.returncode != 0 and "ingress_certs_ack_retired_ingress_nginx" in res.stdout
+    res = run_role(tmp_path, {"ingress_certs_controller": "ingress-nginx",
+                              "ingress_certs_ack_retired_ingress_nginx": True})
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert "WARNING ingress_certs: deploying the retired community ingress-nginx" in res.stdout
+    validate(tmp_path / "staging")
+    out = docs(tmp_path / "staging")
+    assert out["sophia-ingress-10-controller.yaml"][0]["spec"]["chart"] == "ingress-nginx"
+    ingresses = {d["metadata"]["name"]: d for d in out["sophia-ingress-60-ingresses.yaml"]}
+    ann = ingresses["www-api-memory"]["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
+    assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert not any(k.startswith("nginx.org/") for d in ingresses.values() for k in d["metadata"]["annotations"])
+    assert ingresses["www-api-memory"]["spec"]["tls"][0]["secretName"] == "www-sophia-intel-ai-tls"
+
+
+def test_traefik_is_configured_not_replaced(tmp_path):
+    res = run_role(tmp_path, {"ingress_certs_controller": "traefik", "ingress_certs_http_port": 8080,
+                              "ingress_certs_tls_import": []})
+    assert res.returncode == 0, res.stdout[-4000:]
+    validate(tmp_path / "staging")
+    out = docs(tmp_path / "staging")
+    hcc = out["sophia-ingress-10-controller.yaml"][0]
+    assert hcc["kind"] == "HelmChartConfig" and hcc["metadata"]["name"] == "traefik"
+    assert yaml.safe_load(hcc["spec"]["valuesContent"])["ports"]["web"]["exposedPort"] == 8080
+    assert "traefik.yaml.skip" not in os.listdir(tmp_path / "k3s-manifests")
+    assert "sophia-ingress-40-tls-secrets.yaml" not in os.listdir(tmp_path / "staging")
+    classes = {d["spec"]["ingressClassName"] for d in out["sophia-ingress-60-ingresses.yaml"]}
+    assert classes == {"traefik"}
+
+
+def test_production_refused_without_permission(tmp_path):
+    res = run_role(tmp_path, {"ingress_certs_issuance_stage": "production"})
+    assert res.returncode != 0 and "ingress_certs_allow_production" in res.stdout
+    assert not (tmp_path / "staging").exists()
+
+
+def test_unmapped_ip_upstream_is_refused_with_the_fix(tmp_path):
+    res = run_role(tmp_path, {"ingress_certs_service_map": {}})
+    assert res.returncode != 0
+    assert "www-api-orchestrator" in res.stdout and "127.0.0.1:8000" in res.stdout
+    assert "ingress_certs_service_map" in res.stdout

@@ -1,0 +1,147 @@
+"""Unit tests of module_utils/_qdrant.py, the modules' input checks and the stand-in's spec validator (no servers)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+import tarfile
+import types
+
+import pytest
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant
+from ansible_collections.sophia.migrate.plugins.modules import qdrant_compare, qdrant_snapshot
+from support.modules import run_module
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "standins"))
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "ok", "text"),
+    [
+        ("1.19.0", "1.19.3", True, "same or next minor"),
+        ("1.19.2", "1.20.0", True, "same or next minor"),
+        ("1.19.0", "1.21.0", False, "more than one minor version ahead"),
+        ("1.19.0", "1.18.9", False, "no downgrades"),
+        ("1.19.0", "2.0.0", False, "major version"),
+        ("v1.12", "1.13.1-dev", True, "same or next minor"),
+    ],
+)
+def test_version_compatibility(source, target, ok, text):
+    got, reason = _qdrant.version_compatible(source, target)
+    assert got is ok and text in reason
+
+
+def test_config_conflicts_name_the_difference():
+    snap = {"params": {"vectors": {"text": {"size": 768, "distance": "Cosine"}}, "shard_number": 2}}
+    same = {"params": {"vectors": {"text": {"size": 768, "distance": "Cosine", "on_disk": True}}, "shard_number": 2}}
+    assert _qdrant.config_conflicts(snap, same, "c") == []
+    other = {"params": {"vectors": {"text": {"size": 1024, "distance": "Cosine"}}, "sparse_vectors": {"bm25": {}}}}
+    reasons = _qdrant.config_conflicts(snap, other, "c")
+    assert "target vectors [text=1024 Cosine] differ from the snapshot's [text=768 Cosine]" in reasons[0]
+    assert "sparse vectors ['bm25']" in reasons[1] and "target has 1 shard(s), the snapshot 2" in reasons[2]
+
+
+def test_redact_url_and_endpoint_checks():
+    assert _qdrant.redact_url("https://u:p@h.example:6333/x?token=1") == "https://h.example:6333/x"
+    with pytest.raises(_qdrant.QdrantError, match="must be an http"):
+        _qdrant.Endpoint.from_params("url", {"url": "ftp://h"})
+
+
+def test_search_equal_allows_ties_in_any_order():
+    def p(i, s):
+        return types.SimpleNamespace(id=i, score=s)
+
+    assert _qdrant.search_equal([p(1, 0.9), p(2, 0.5), p(3, 0.5)], [p(1, 0.9), p(3, 0.5), p(2, 0.5)])
+    assert _qdrant.search_equal([p(1, 0.9), p(2, 0.5)], [p(1, 0.9), p(7, 0.5)])  # cut tie group at the limit
+    assert not _qdrant.search_equal([p(1, 0.9), p(2, 0.5)], [p(2, 0.9), p(1, 0.5)])
+
+
+def test_id_order_numbers_before_uuids():
+    ids = ["6f1c2b1e-0000-4000-8000-000000000000", 10, 2, "00000000-0000-4000-8000-000000000001"]
+    assert sorted(ids, key=_qdrant.id_key) == [2, 10, ids[3], ids[0]]
+
+
+def test_config_diff_normalises_defaults():
+    a = {"params": {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": None}}
+    b = {"params": {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1}}
+    assert _qdrant.config_diff(a, b, _qdrant.DEFAULT_CONFIG_KEYS) == []
+
+
+def test_read_snapshot_meta_and_sha256(tmp_path):
+    path = tmp_path / "s.snapshot"
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("config.json", b'{"params": {"shard_number": 1}}'), ("version.info", b"1.19.0\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert _qdrant.read_snapshot_meta(str(path)) == {"config": {"params": {"shard_number": 1}}, "version": "1.19.0"}
+    assert _qdrant.sha256_file(str(path), 65536) == hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "bad").write_bytes(b"not a tar")
+    with pytest.raises(_qdrant.QdrantError, match="not a readable Qdrant snapshot"):
+        _qdrant.read_snapshot_meta(str(tmp_path / "bad"))
+
+
+def test_multipart_body_streams_the_file(tmp_path):
+    src = tmp_path / "a.snapshot"
+    src.write_bytes(os.urandom(300_000))
+    body = _qdrant._MultipartBody(str(src), "BOUNDARY", chunk=65536)
+    data = b""
+    while chunk := body.read(8192):
+        data += chunk
+    body.close()
+    assert len(data) == len(body)
+    assert data.startswith(b"--BOUNDARY\r\n") and data.endswith(b"\r\n--BOUNDARY--\r\n")
+    assert src.read_bytes() in data
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        ({"state": "listed", "checksum": "abc"}, "64 hex digits"),
+        ({"state": "listed", "chunk_size": 10}, "chunk_size"),
+        ({"state": "recovered", "collection": "c", "location": "gopher://x"}, "option 'location'"),
+        ({"state": "listed", "url": "http://a:b@host"}, "must not embed credentials"),
+    ],
+)
+def test_snapshot_input_errors(capsys, args, text):
+    res = run_module(qdrant_snapshot, {"url": "http://127.0.0.1:1", **args}, capsys)
+    assert res["failed"] and text in res["msg"]
+
+
+def test_compare_input_errors(capsys):
+    res = run_module(
+        qdrant_compare,
+        {
+            "source": {"url": "http://127.0.0.1:1"},
+            "target": {"url": "http://127.0.0.1:1"},
+            "collection": "c",
+            "batch_size": 0,
+        },
+        capsys,
+    )
+    assert res["failed"] and "option 'batch_size'" in res["msg"]
+
+
+def test_api_keys_are_no_log():
+    assert qdrant_snapshot.ARGUMENT_SPEC["api_key"]["no_log"] is True
+    assert qdrant_snapshot.ARGUMENT_SPEC["location_api_key"]["no_log"] is True
+    assert qdrant_snapshot.ARGUMENT_SPEC["source"]["options"]["api_key"]["no_log"] is True
+    assert qdrant_compare.ARGUMENT_SPEC["source"]["options"]["api_key"]["no_log"] is True
+    assert qdrant_snapshot.ARGUMENT_SPEC["validate_certs"]["default"] is True
+
+
+def test_spec_validator_catches_a_wrong_answer():
+    from qdrant_server import SpecValidator, find_spec  # noqa: PLC0415
+
+    spec = find_spec()
+    assert spec is not None, "the vendored specs/api/qdrant-openapi-v1.19.json is missing"
+    v = SpecValidator(spec)
+    good = {"status": "ok", "time": 0.1, "result": [{"name": "a.snapshot", "size": 3, "checksum": None}]}
+    assert v.check_response("GET", "/collections/c/snapshots", 200, good) == []
+    bad = {"status": "ok", "time": 0.1, "result": [{"name": "a.snapshot", "size": "3"}]}
+    assert v.check_response("GET", "/collections/c/snapshots", 200, bad)
+    assert v.check_request("PUT", "/collections/c/snapshots/recover", {}, {"priority": "snapshot"})
+    assert v.check_request("POST", "/collections/c/nothing", {}, None)

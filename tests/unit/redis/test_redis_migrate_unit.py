@@ -1,0 +1,231 @@
+"""Unit tests of module_utils/_redis.py and the redis_migrate module (no servers: fakes and byte streams)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import typing as t
+
+import pytest
+import redis
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+from ansible_collections.sophia.migrate.plugins.modules import redis_migrate
+from support.modules import run_module
+
+
+class FakeServer:
+    """Just enough of a Redis server's replication state for the decision logic."""
+
+    def __init__(self, role: str = "master", offset: int = 0, keys: int = 0, follows: bool = True) -> None:
+        self.role, self.offset, self.keys = role, offset, keys
+        self.master: tuple[str, int] | None = None
+        self.link = "down"
+        self.paused = False
+        self.follows = follows  # a replica whose offset follows its master (else: stuck)
+        self.config: dict[str, str] = {}
+        self.upstream: FakeServer | None = None
+
+    def ping(self) -> bool:
+        return True
+
+    def info(self, section: str) -> dict[str, t.Any]:
+        if section == "keyspace":
+            return {"db0": {"keys": self.keys, "expires": 0}} if self.keys else {}
+        if self.role == "slave" and self.upstream and self.follows:
+            self.offset, self.link = self.upstream.offset, "up"
+        out: dict[str, t.Any] = {"role": self.role, "master_repl_offset": self.offset}
+        if self.role == "slave":
+            out.update(master_host=self.master[0], master_port=self.master[1], master_link_status=self.link,
+                       master_sync_in_progress=0, slave_repl_offset=self.offset, master_link_down_since_seconds=3)
+        return out
+
+    def config_set(self, key: str, value: str) -> bool:
+        self.config[key] = value
+        return True
+
+    def execute_command(self, *args: t.Any) -> bytes:
+        words = [str(a).upper() for a in args]
+        if words[:3] == ["REPLICAOF", "NO", "ONE"]:
+            self.role, self.master = "master", None
+        elif words[0] == "REPLICAOF":
+            self.role, self.master = "slave", (str(args[1]), int(args[2]))
+        elif words[:2] == ["CLIENT", "PAUSE"]:
+            self.paused = True
+        elif words[:2] == ["CLIENT", "UNPAUSE"]:
+            self.paused = False
+        return b"OK"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+SRC = _redis.Endpoint(label="source", host="10.0.0.1", port=6379, password="x")
+TGT = _redis.Endpoint(label="target", host="10.0.0.2", port=6380, password="y")
+
+
+def _patch_connect(monkeypatch: pytest.MonkeyPatch, src: FakeServer, tgt: FakeServer) -> None:
+    monkeypatch.setattr(_redis, "connect", lambda ep, db=0, socket_timeout=30.0: src if ep.label == "source" else tgt)
+
+
+@pytest.mark.parametrize(("si", "ti", "expected"), [
+    ({"role": "master"}, {"role": "master"}, "independent"),
+    ({"role": "master"}, {"role": "slave", "master_host": "10.0.0.1", "master_port": 6379}, "replicating"),
+    ({"role": "master"}, {"role": "slave", "master_host": "10.9.9.9", "master_port": 6379}, "independent"),
+    ({"role": "slave", "master_host": "10.0.0.2", "master_port": 6380}, {"role": "master"}, "cut_over"),
+    ({"role": "slave", "master_host": "10.0.0.3", "master_port": 6380}, {"role": "master"}, "independent"),
+])
+def test_replication_state(si, ti, expected):
+    assert _redis.replication_state(si, ti, ("10.0.0.1", 6379), ("10.0.0.2", 6380)) == expected
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    (("string", -1, b"p"), ("string", -1, b"p"), None),
+    (("string", -1, b"p"), ("none", -2, None), "missing on target"),
+    (("hash", -1, b"p"), ("string", -1, b"p"), "type hash on source, string on target"),
+    (("string", 5000, b"p"), ("string", -1, b"p"), "ttl 5000 ms on source, -1 ms on target"),
+    (("string", 5000, b"p"), ("string", 4000, b"p"), None),
+    (("string", 9000, b"p"), ("string", 4000, b"p"), "ttl 9000 ms on source, 4000 ms on target (tolerance 2000 ms)"),
+    (("hash", -1, b"p"), ("hash", -1, b"q"), "value?"),
+])
+def test_compare_key(a, b, expected):
+    assert _redis.compare_key(*a, *b, ttl_tolerance_ms=2000) == expected
+
+
+def test_find_replica_matches_ip_and_port():
+    si = {"role": "master", "slave0": {"ip": "127.0.0.1", "port": 7001, "state": "online"}}
+    assert _redis.find_replica(si, "127.0.0.1", 7001) == si["slave0"]
+    assert _redis.find_replica(si, "127.0.0.1", 7002) is None
+
+
+class ChunkSocket:
+    def __init__(self, data: bytes, size: int = 7) -> None:
+        self.data, self.size = data, size
+
+    def recv(self, _n: int) -> bytes:
+        piece, self.data = self.data[: self.size], self.data[self.size:]
+        return piece
+
+
+RDB = b"REDIS0010" + bytes(range(256)) * 3 + b"\xff" + b"12345678"
+
+
+@pytest.mark.parametrize("framing", ["length", "eof"])
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_read_rdb_stream(framing, size):
+    mark = b"m" * 40
+    if framing == "length":
+        wire = b"\n\n$%d\r\n" % len(RDB) + RDB + b"*1\r\n$4\r\nPING\r\n"
+    else:
+        wire = b"\n$EOF:" + mark + b"\r\n" + RDB + mark
+    out = io.BytesIO()
+    n, sha = _redis.read_rdb_stream(_redis._Reader(ChunkSocket(wire, size)), out)
+    assert out.getvalue() == RDB and n == len(RDB) and sha == hashlib.sha256(RDB).hexdigest()
+
+
+@pytest.mark.parametrize(("wire", "message"), [
+    (b"-NOPERM this user has no permissions\r\n", "server refused SYNC"),
+    (b"$20\r\nNOTREDIS000000000000", "not an RDB file"),
+    (b"$5\r\nREDI", "connection closed"),
+])
+def test_read_rdb_stream_errors(wire, message):
+    with pytest.raises((_redis.RedisMigrateError, ConnectionError), match=message):
+        _redis.read_rdb_stream(_redis._Reader(ChunkSocket(wire)), io.BytesIO())
+
+
+def test_describe_error_names_the_option_and_hides_nothing_secret():
+    msg = _redis.describe_error(SRC, "connecting", redis.AuthenticationError("invalid username-password pair"))
+    assert msg.startswith("source 10.0.0.1:6379: authentication failed while connecting")
+    assert "source.password" in msg and "x" not in msg.split("(")[0].replace("source", "")
+    assert "cannot reach" in _redis.describe_error(TGT, "INFO", redis.ConnectionError("refused"))
+
+
+def test_wait_times_out_clearly_without_promoting():
+    src, tgt = FakeServer(offset=500), FakeServer(role="slave", follows=False)
+    tgt.master, tgt.link = ("10.0.0.1", 6379), "down"
+    clock = Clock()
+    with pytest.raises(_redis.RedisMigrateError) as err:
+        _redis.wait_caught_up(SRC, src, TGT, tgt, timeout=5, poll=0.5, clock=clock, sleep=clock.sleep)
+    assert "did not catch up" in str(err.value) and "nothing was promoted" in str(err.value)
+    assert "link down" in str(err.value) and tgt.role == "slave"
+    assert err.value.facts["progress"]
+
+
+def test_pause_cutover_timeout_resumes_writers_and_promotes_nothing():
+    src, tgt = FakeServer(offset=900), FakeServer(role="slave", offset=100, follows=False)
+    tgt.master, tgt.link = ("10.0.0.1", 6379), "up"
+    clock = Clock()
+    opts = _redis.ReplicateOptions(cutover_timeout=2)
+    with pytest.raises(_redis.RedisMigrateError, match="nothing was promoted"):
+        _redis._cutover_pause(SRC, src, TGT, tgt, opts, ("10.0.0.2", 6380), clock, clock.sleep)
+    assert tgt.role == "slave" and src.role == "master" and src.paused is False
+
+
+def test_replicate_and_pause_cutover_with_way_back(monkeypatch):
+    src, tgt = FakeServer(offset=1000, keys=5), FakeServer()
+    tgt.upstream = src
+    _patch_connect(monkeypatch, src, tgt)
+    clock = Clock()
+    result = _redis.replicate(SRC, TGT, _redis.ReplicateOptions(cutover=True, cutover_method="auto"),
+                              clock=clock, sleep=clock.sleep)
+    assert result["state_before"] == "independent" and result["state_after"] == "cut_over"
+    assert result["cutover"]["method"] == "pause"  # the fake source lists no replica: FAILOVER TO is not possible
+    assert tgt.role == "master" and src.role == "slave" and src.master == ("10.0.0.2", 6380)
+    assert tgt.config["masterauth"] == "x" and src.config["masterauth"] == "y" and src.paused is False
+    assert result["undo"]["new_primary"] == "10.0.0.2:6380"
+
+
+def test_module_check_mode_and_refusals(monkeypatch, capsys):
+    src, tgt = FakeServer(keys=5), FakeServer()
+    _patch_connect(monkeypatch, src, tgt)
+    args = {"source": {"host": "10.0.0.1", "password": "x"}, "target": {"host": "10.0.0.2", "port": 6380}}
+    result = run_module(redis_migrate, {**args, "cutover": True}, capsys, check_mode=True)
+    assert result["changed"] is True and tgt.role == "master" and not tgt.config
+    tgt.keys = 3
+    refused = run_module(redis_migrate, args, capsys)
+    assert refused["failed"] and "holds 3 keys" in refused["msg"] and tgt.role == "master"
+    tgt.keys, src.role, src.master = 0, "slave", ("10.0.0.9", 6379)
+    replica = run_module(redis_migrate, args, capsys)
+    assert replica["failed"] and "not a primary" in replica["msg"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"mode": "verify", "source": {}}, "option 'target' is required when mode=verify"),
+    ({"mode": "rdb", "source": {}}, "option 'dest' is required when mode=rdb"),
+    ({"mode": "nope", "source": {}}, "value of mode must be one of"),
+])
+def test_module_argument_errors(args, message, capsys):
+    result = run_module(redis_migrate, args, capsys)
+    assert result["failed"] and message in result["msg"]
+
+
+def test_module_password_is_not_logged(monkeypatch, capsys):
+    def refuse(ep: _redis.Endpoint, db: int = 0, socket_timeout: float = 30.0) -> t.NoReturn:
+        raise _redis.RedisMigrateError(_redis.describe_error(ep, "connecting (PING)",
+                                                             redis.AuthenticationError("WRONGPASS")))
+
+    monkeypatch.setattr(_redis, "connect", refuse)
+    result = run_module(redis_migrate, {"source": {"password": "hunter2-secret"}, "target": {}}, capsys)
+    assert result["failed"] and "authentication failed" in result["msg"]
+    assert "hunter2-secret" not in repr(result)
+
+
+@pytest.mark.parametrize(("a", "b", "match"), [
+    (b"abc -1", b"abc -1", True),
+    (b"abc 5000", b"abc 4100", True),
+    (b"abc 5000", b"abc 1000", False),
+    (b"abc 5000", b"abc -1", False),
+    (b"abc -1", b"abd -1", False),
+    (b"- -2", b"- -2", True),
+    (b"abc -1", b"- -2", False),
+])
+def test_digest_lines_match(a, b, match):
+    assert _redis._lines_match(a, b, 2000) is match
