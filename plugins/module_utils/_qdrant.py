@@ -1088,28 +1088,59 @@ def config_diff(src: dict[str, t.Any], tgt: dict[str, t.Any], keys: t.Sequence[s
 
 
 class _Side:
-    """Scroll one collection in id order, in batches, computing the order-independent digest."""
+    """Scroll one collection in id order, in batches, computing the order-independent digest.
 
-    def __init__(self, ep: Endpoint, client: t.Any, collection: str, batch: int) -> None:
+    The pages are fetched by a background thread, at most ``depth`` pages ahead, so the two sides of a
+    comparison are read at the same time and hashing overlaps the network (the compare runs inside the
+    write freeze; memory stays bounded by ``depth`` pages per side)."""
+
+    def __init__(self, ep: Endpoint, client: t.Any, collection: str, batch: int, depth: int = 2) -> None:
         self.ep, self.client, self.collection, self.batch = ep, client, collection, batch
+        self.depth = depth
         self.digest = 0
         self.count = 0
         self.ordered = True
         self._last: tuple[int, t.Any] | None = None
 
-    def points(self) -> t.Iterator[tuple[t.Any, bytes, t.Any, t.Any]]:
+    def _fetch(self, pages: queue.Queue[t.Any], halt: threading.Event) -> None:
         offset = None
-        while True:
-            records, offset = qc_call(
-                self.ep,
-                f"scrolling collection {self.collection!r}",
-                self.client.scroll,
-                collection_name=self.collection,
-                limit=self.batch,
-                offset=offset,
-                with_payload=True,
-                with_vectors=True,
-            )
+        try:
+            while not halt.is_set():
+                records, offset = qc_call(
+                    self.ep,
+                    f"scrolling collection {self.collection!r}",
+                    self.client.scroll,
+                    collection_name=self.collection,
+                    limit=self.batch,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                )
+                _put(pages, ("page", records), halt)
+                if offset is None:
+                    break
+            _put(pages, ("end", None), halt)
+        except Exception as exc:  # handed to the reading thread, which raises it
+            _put(pages, ("error", exc), halt)
+
+    def pages(self) -> t.Iterator[t.Any]:
+        pages: queue.Queue[t.Any] = queue.Queue(maxsize=self.depth)
+        halt = threading.Event()
+        worker = threading.Thread(target=self._fetch, args=(pages, halt), name=f"scroll-{self.ep.name}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = pages.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            halt.set()
+
+    def points(self) -> t.Iterator[tuple[t.Any, bytes, t.Any, t.Any]]:
+        for records in self.pages():
             for rec in records:
                 vector, payload = _plain(rec.vector), _plain(rec.payload) or {}
                 digest = hashlib.sha256(_canon([rec.id, vector, payload])).digest()
@@ -1120,8 +1151,16 @@ class _Side:
                     self.ordered = False
                 self._last = key
                 yield rec.id, digest, vector, payload
-            if offset is None:
-                return
+
+
+def _put(pages: queue.Queue[t.Any], item: tuple[str, t.Any], halt: threading.Event) -> None:
+    """Put ``item``, giving up when the reader has stopped reading (``halt``)."""
+    while not halt.is_set():
+        try:
+            pages.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
 
 
 def _describe(a: tuple[t.Any, ...], b: tuple[t.Any, ...]) -> dict[str, t.Any]:

@@ -67,7 +67,7 @@ class Writer(threading.Thread):
     that answers) and remembers each acknowledged one. A write held by a data freeze is not a failure; the
     timeout is long enough for the freeze (data_migration_freeze_max_seconds)."""
 
-    def __init__(self, timeout: float = 150):
+    def __init__(self, timeout: float = 170):
         super().__init__(daemon=True)
         self.halt = threading.Event()
         self.acked: dict[str, str] = {}

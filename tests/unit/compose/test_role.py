@@ -65,6 +65,42 @@ def test_role_renders_validates_is_idempotent_and_hides_secrets(tmp_path):
     assert "replicas: 7" in target.read_text()
 
 
+def test_role_renders_validated_node_port_services_with_their_network_policy(tmp_path):
+    node_ports = {"redis": [{"port": 6379, "node_port": 30379}], "qdrant": [{"port": 6333, "node_port": 30333}]}
+    sources = ["10.0.0.5/32", "172.16.0.0/12", "10.42.0.0/16"]
+    wanted = _vars(tmp_path, k8s_services_node_ports=node_ports, k8s_services_node_port_sources=sources)
+    rc, out = _play(tmp_path, wanted)
+    assert rc == 0, out
+    docs = [d for d in yaml.safe_load_all((tmp_path / "render" / "01-node-ports.yaml").read_text()) if d]
+    services = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Service"}
+    assert services["redis-nodeport"]["type"] == "NodePort"
+    assert services["redis-nodeport"]["ports"][0] == {"name": "tcp-6379", "protocol": "TCP", "port": 6379,
+                                                      "targetPort": 6379, "nodePort": 30379}
+    assert services["qdrant-nodeport"]["selector"] == {"app.kubernetes.io/name": "qdrant"}
+    # the selector is the one of the StatefulSet's pods rendered by compose_to_k8s
+    redis = list(yaml.safe_load_all((tmp_path / "render" / "services" / "redis.yaml").read_text()))
+    sts = next(d for d in redis if d["kind"] == "StatefulSet")
+    assert sts["spec"]["selector"]["matchLabels"] == services["redis-nodeport"]["selector"]
+    policy = next(d for d in docs if d["kind"] == "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchExpressions"][0]["values"] == ["qdrant", "redis"]
+    assert [b["ipBlock"]["cidr"] for b in policy["ingress"][0]["from"]] == sources
+    assert [p["port"] for p in policy["ingress"][0]["ports"]] == [6333, 6379]
+    # a port the service does not have, and a node port outside the range, are refused by name
+    bad = {"redis": [{"port": 6380, "node_port": 30379}]}
+    rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports=bad, k8s_services_node_port_sources=sources))
+    assert rc != 0 and "k8s_services_node_ports.redis" in out and "30000-32767" in out
+    rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports={"redis": [{"port": 6379, "node_port": 6379}]},
+                                    k8s_services_node_port_sources=sources))
+    assert rc != 0 and "k8s_services_node_ports.redis" in out
+    # with the deny-all policy on, node ports without allowed sources would be unreachable: refused
+    rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports=node_ports))
+    assert rc != 0 and "k8s_services_node_port_sources must list the CIDRs" in out
+    # asking for none removes the file again
+    rc, out = _play(tmp_path, _vars(tmp_path))
+    assert rc == 0, out
+    assert not (tmp_path / "render" / "01-node-ports.yaml").exists()
+
+
 def test_role_fails_when_compose_drifts_from_the_inventory(tmp_path):
     services = [{"name": "sophia-dashboard", "ports": [3000]}, {"name": "mcp-research", "ports": [9999], "gpus": 1}]
     rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_services=services))

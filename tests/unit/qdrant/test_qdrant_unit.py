@@ -145,3 +145,45 @@ def test_spec_validator_catches_a_wrong_answer():
     assert v.check_response("GET", "/collections/c/snapshots", 200, bad)
     assert v.check_request("PUT", "/collections/c/snapshots/recover", {}, {"priority": "snapshot"})
     assert v.check_request("POST", "/collections/c/nothing", {}, None)
+
+
+class _PagedClient:
+    """A qdrant-client stand-in for ``scroll`` only: pages of records; ``fail_on`` raises on that call."""
+
+    def __init__(self, pages, fail_on=None):
+        self.pages, self.fail_on, self.calls = pages, fail_on, 0
+
+    def scroll(self, collection_name, limit, offset, with_payload, with_vectors):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise ConnectionError("connection reset by peer")
+        index = offset or 0
+        nxt = index + 1 if index + 1 < len(self.pages) else None
+        return self.pages[index], nxt
+
+
+def _records(ids):
+    return [types.SimpleNamespace(id=i, vector=[float(i), 0.5], payload={"n": i}) for i in ids]
+
+
+def test_prefetched_scroll_yields_every_point_in_order_and_digests_it():
+    pytest.importorskip("qdrant_client")
+    client = _PagedClient([_records(range(p * 3, p * 3 + 3)) for p in range(5)])
+    side = _qdrant._Side(_qdrant.Endpoint(label="source", url="http://q:6333", retries=0), client, "c", 3, depth=1)
+    ids = [point[0] for point in side.points()]
+    assert ids == list(range(15)) and side.count == 15 and side.ordered and client.calls == 5
+    again = _qdrant._Side(_qdrant.Endpoint(label="source", url="http://q:6333", retries=0), client, "c", 3)
+    client.calls = 0
+    list(again.points())
+    assert again.digest == side.digest != 0
+
+
+def test_a_scroll_failing_in_the_fetch_thread_is_raised_to_the_caller_naming_the_server():
+    pytest.importorskip("qdrant_client")
+    client = _PagedClient([_records(range(p * 3, p * 3 + 3)) for p in range(5)], fail_on=3)
+    side = _qdrant._Side(_qdrant.Endpoint(label="target", url="http://k3s:30333", retries=0), client, "c", 3)
+    seen = []
+    with pytest.raises(_qdrant.QdrantError, match=r"k3s:30333.*scrolling collection 'c'.*cannot reach"):
+        for point in side.points():
+            seen.append(point[0])
+    assert seen == list(range(6))  # the two pages read before the failure, nothing after it
