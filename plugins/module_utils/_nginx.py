@@ -52,6 +52,11 @@ _REDIRECT_CODES = ("301", "302", "303", "307", "308")
 _DNS1123 = re.compile(r"[^a-z0-9-]+")
 
 
+# traffic_shift's edge edit keeps a location's old target here (set $sophia_migrate_compose_upstream <target>;)
+# when it points proxy_pass at the splitter: the route is read from that record, not from the splitter.
+SPLIT_MARKER = "$sophia_migrate_compose_upstream"
+
+
 class NginxConfigError(Exception):
     """A configuration that cannot be read or parsed (message names file and line)."""
 
@@ -344,18 +349,21 @@ class _Parser:
             return
         settings = _apply(inherited, block)
         proxy = next((d for d in block if d.name == "proxy_pass" and d.args), None)
+        marker = next((d for d in block if d.name == "set" and len(d.args) == 2 and d.args[0] == SPLIT_MARKER), None)
         for d in block:
             if d.name == "location" and d.block is not None:
                 self.location(d, names, tls, settings, outer, path)
             elif d.name == "proxy_set_header":
                 self.header(d, context)
+            elif d is marker:
+                continue
             elif d.name not in IGNORED:
                 self.report(d, context)
         if proxy is None:
             if not any(d.name == "location" for d in block):
                 self.report(loc, outer, "location without proxy_pass (static files, return or other handler)")
             return
-        target = proxy.args[0]
+        target = marker.args[1] if marker is not None else proxy.args[0]
         match = re.match(r"^(?P<scheme>https?)://(?P<host>[^/]+)(?P<uri>/.*)?$", target)
         if not match:
             self.report(proxy, context, "proxy_pass target not understood")
@@ -388,6 +396,7 @@ class _Parser:
                 "timeout_seconds": {"read": seconds(settings.read), "send": seconds(settings.send),
                                     "connect": seconds(settings.connect)},
                 "source": {"file": loc.file, "line": loc.line},
+                "split_by": proxy.args[0] if marker is not None else "",
             })
 
 

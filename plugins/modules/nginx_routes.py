@@ -19,6 +19,9 @@ description:
     directory of O(path) or O(prefix)).
   - Directives that are not translated (C(sub_filter), C(add_header), C(if), C(auth_basic), regular-expression
     locations, static C(root), ...) are returned in RV(unsupported) with file, line and context, never dropped.
+  - A location whose C(proxy_pass) the C(traffic_shift) role has pointed at its splitter keeps its old target in
+    C(set $sophia_migrate_compose_upstream <target>;); the route is read from that target (the Compose routing) and
+    the route's C(split_by) names the splitter, so the routes are the same before and after the splitter is in front.
   - Only reads files; never changes anything.
 author:
   - Sophia Platform Team (@sophia-ai)
@@ -64,7 +67,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 routes:
-  description: One route per host and location, sorted by host and path.
+  description:
+    - One route per host and location, sorted by host and path.
+    - C(split_by) is the C(traffic_shift) splitter the location now proxies to (empty when it proxies directly).
   returned: always
   type: list
   elements: dict
@@ -83,6 +88,7 @@ routes:
       client_max_body_size: 10m
       timeouts: {read: 300s, send: 300s, connect: 5s}
       source: {file: /etc/nginx/conf.d/sophia-www.conf, line: 44}
+      split_by: "http://127.0.0.1:9102"
 hosts:
   description: Host names that have at least one route.
   returned: always

@@ -168,6 +168,10 @@ def test_phase2d_then_rollback_under_load(lab, tmp_path):
     assert {"backup/volume/sophia_redis-data", "backup/volume/sophia_qdrant-data"} <= {e["step"] for e in backups}
     assert all(len(e["data"]["sha256"]) == 64 and os.path.getsize(e["data"]["path"]) > 0 for e in backups)
     assert ledger()["state"]["traffic/edge"] == 100
+    again = playbook("playbooks/phase2d.yml")
+    # a second Phase 2D finds everything retired: nothing is stopped, removed or handed over again
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert changed_tasks(again.stdout) <= {"record the phase in the ledger"}, again.stdout[-3000:]
 
     run_under_load(tmp_path, "rollback from phase2d", "playbooks/rollback.yml")
     assert len(compose_running()) >= 10

@@ -6,6 +6,7 @@ import json
 import typing as t
 
 import pytest
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 
@@ -14,6 +15,10 @@ def run_module(module: t.Any, args: dict[str, t.Any], capsys: pytest.CaptureFixt
     """Call ``module.main()`` with ``args``; return the parsed result (``failed`` set on fail_json)."""
     if check_mode:
         args = {**args, "_ansible_check_mode": True}
+    # Warnings and deprecations are process-wide in ansible-core; a module run in another process never sees
+    # those of an earlier test's module (they would end up in this result, and in a result passed on as args).
+    module_warnings._global_warnings.clear()
+    module_warnings._global_deprecations.clear()
     with patch_module_args(args), pytest.raises(SystemExit):
         module.main()
     out = capsys.readouterr().out

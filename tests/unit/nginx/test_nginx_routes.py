@@ -148,3 +148,26 @@ def test_module_filters_hosts_and_fails_cleanly(capsys, tmp_path):
                                                  ("bogus", 60)])
 def test_seconds(value, expected):
     assert _nginx.seconds(value) == expected
+
+
+def test_a_location_behind_the_splitter_is_read_from_its_recorded_target(tmp_path):
+    before = ("server { listen 443 ssl; server_name www.example; location /api/context/ {"
+              " proxy_set_header Host $host; proxy_pass http://mcp-context:8080; } }")
+    # as traffic_shift's edge edit leaves it: the old target recorded, proxy_pass on the splitter
+    after = before.replace("proxy_pass http://mcp-context:8080;",
+                           "set $sophia_migrate_compose_upstream http://mcp-context:8080; proxy_pass http://127.0.0.1:9103;")
+    routes = {}
+    for name, text in (("before", before), ("after", after)):
+        (tmp_path / f"{name}.conf").write_text(text)
+        routes[name] = _nginx.parse_routes(str(tmp_path / f"{name}.conf"))
+    (b,), (a,) = routes["before"]["routes"], routes["after"]["routes"]
+    assert a["upstreams"] == b["upstreams"] == ["mcp-context:8080"]
+    assert (b["split_by"], a["split_by"]) == ("", "http://127.0.0.1:9103")
+    assert {k: v for k, v in a.items() if k not in ("split_by", "source")} == \
+        {k: v for k, v in b.items() if k not in ("split_by", "source")}
+    assert routes["after"]["unsupported"] == []  # the record is understood, not reported
+    # any other `set` is still reported
+    (tmp_path / "other.conf").write_text(after.replace("$sophia_migrate_compose_upstream", "$other"))
+    other = _nginx.parse_routes(str(tmp_path / "other.conf"))
+    assert other["routes"][0]["upstreams"] == ["127.0.0.1:9103"]
+    assert other["unsupported"][0]["directive"].startswith("set $other")
