@@ -89,9 +89,10 @@ def test_role_renders_validated_node_port_services_with_their_network_policy(tmp
     bad = {"redis": [{"port": 6380, "node_port": 30379}]}
     rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports=bad, k8s_services_node_port_sources=sources))
     assert rc != 0 and "k8s_services_node_ports.redis" in out and "30000-32767" in out
-    rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports={"redis": [{"port": 6379, "node_port": 6379}]},
-                                    k8s_services_node_port_sources=sources))
-    assert rc != 0 and "k8s_services_node_ports.redis" in out
+    for wrong in ([{"port": 6379, "node_port": 6379}], "30379", [30379], []):
+        rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports={"redis": wrong},
+                                        k8s_services_node_port_sources=sources))
+        assert rc != 0 and "k8s_services_node_ports.redis" in out and "must list {port, node_port} items" in out, out
     # with the deny-all policy on, node ports without allowed sources would be unreachable: refused
     rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_node_ports=node_ports))
     assert rc != 0 and "k8s_services_node_port_sources must list the CIDRs" in out
