@@ -8,12 +8,12 @@ copy of the Sophia stack (tests/fixtures/compose/sophia); the templates are the 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import jinja2
 import yaml
 from ansible.plugins.filter.core import to_json
+from kubernetes.utils import parse_quantity
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _compose
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate as kv
@@ -21,12 +21,10 @@ from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validat
 ROOT = Path(__file__).resolve().parents[3]
 INVENTORY = ROOT / "inventories" / "production" / "group_vars" / "all"
 SOPHIA = ROOT / "tests" / "fixtures" / "compose" / "sophia" / "docker-compose.yml"
-UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "": 1}
 
 
 def _bytes(quantity: str) -> float:
-    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(quantity)).groups()
-    return float(number) * UNITS[unit]
+    return float(parse_quantity(str(quantity)))  # the kubernetes client's own quantity parser
 
 
 def _inventory() -> dict:
