@@ -366,7 +366,11 @@ class _Parser:
         target = marker.args[1] if marker is not None else proxy.args[0]
         match = re.match(r"^(?P<scheme>https?)://(?P<host>[^/]+)(?P<uri>/.*)?$", target)
         if not match:
-            self.report(proxy, context, "proxy_pass target not understood")
+            if marker is not None:
+                self.report(marker, context, f"recorded Compose target of the splitter's edge edit ({SPLIT_MARKER}) "
+                                             "not understood")
+            else:
+                self.report(proxy, context, "proxy_pass target not understood")
             return
         if "$" in target:
             self.report(proxy, context, "proxy_pass with variables: upstream taken literally")

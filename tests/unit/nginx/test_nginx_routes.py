@@ -171,3 +171,14 @@ def test_a_location_behind_the_splitter_is_read_from_its_recorded_target(tmp_pat
     other = _nginx.parse_routes(str(tmp_path / "other.conf"))
     assert other["routes"][0]["upstreams"] == ["127.0.0.1:9103"]
     assert other["unsupported"][0]["directive"].startswith("set $other")
+
+
+def test_a_broken_record_of_the_edge_edit_is_reported_by_name(tmp_path):
+    (tmp_path / "n.conf").write_text("server { server_name a.example; location /api/x {"
+                                     " set $sophia_migrate_compose_upstream mcp-x-8080;"
+                                     " proxy_pass http://127.0.0.1:9102; } }")
+    result = _nginx.parse_routes(str(tmp_path / "n.conf"))
+    assert result["routes"] == []  # no route from a target that cannot be read, and not the splitter either
+    (problem,) = result["unsupported"]
+    assert problem["directive"].startswith("set $sophia_migrate_compose_upstream")
+    assert "not understood" in problem["reason"]
