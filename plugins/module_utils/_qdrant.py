@@ -1226,6 +1226,7 @@ def compare(src: Endpoint, tgt: Endpoint, opts: CompareOptions) -> dict[str, t.A
     models = qc.models
     tcol = opts.target_collection or opts.collection
     csrc, ctgt = make_client(src), make_client(tgt)
+    scrolls: list[t.Iterator[t.Any]] = []
     try:
         info_s = qc_call(src, f"reading collection {opts.collection!r}", csrc.get_collection, opts.collection)
         info_t = qc_call(tgt, f"reading collection {tcol!r}", ctgt.get_collection, tcol)
@@ -1240,6 +1241,7 @@ def compare(src: Endpoint, tgt: Endpoint, opts: CompareOptions) -> dict[str, t.A
         differences: list[dict[str, t.Any]] = []
         differing = missing = extra = 0
         it_s, it_t = side_s.points(), side_t.points()
+        scrolls += [it_s, it_t]
         a, b = next(it_s, None), next(it_t, None)
         while a is not None or b is not None:
             ka = id_key(a[0]) if a is not None else None
@@ -1306,6 +1308,8 @@ def compare(src: Endpoint, tgt: Endpoint, opts: CompareOptions) -> dict[str, t.A
                     {"query_point_id": pid, "source_ids": [p.id for p in ra], "target_ids": [p.id for p in rb]}
                 )
     finally:
+        for scroll in scrolls:  # a failure on one side stops the other side's reading thread too
+            scroll.close()
         for c in (csrc, ctgt):
             with contextlib.suppress(Exception):
                 c.close()

@@ -7,6 +7,8 @@ import io
 import os
 import sys
 import tarfile
+import threading
+import time
 import types
 
 import pytest
@@ -187,3 +189,17 @@ def test_a_scroll_failing_in_the_fetch_thread_is_raised_to_the_caller_naming_the
         for point in side.points():
             seen.append(point[0])
     assert seen == list(range(6))  # the two pages read before the failure, nothing after it
+
+
+def test_a_scroll_left_early_stops_its_fetch_thread():
+    pytest.importorskip("qdrant_client")
+    client = _PagedClient([_records(range(p * 3, p * 3 + 3)) for p in range(50)])
+    side = _qdrant._Side(_qdrant.Endpoint(label="source", url="http://left-early:6333", retries=0), client, "c", 3)
+    points = side.points()
+    next(points)
+    points.close()  # what compare() does with the other side when one side fails
+    deadline = time.monotonic() + 5
+    while any(th.name.startswith("scroll-") and "left-early" in th.name for th in threading.enumerate()):
+        assert time.monotonic() < deadline, "the fetch thread kept running"
+        time.sleep(0.05)
+    assert client.calls < 50  # it stopped reading ahead instead of scrolling to the end
