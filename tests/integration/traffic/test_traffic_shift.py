@@ -75,6 +75,20 @@ def test_one_time_edge_change_is_validated_and_measured(stack):
     (route,) = [r for r in _nginx.parse_routes(stack["edge"].conf)["routes"] if r["path"].startswith("/api/context")]
     assert route["upstreams"] == [f"127.0.0.1:{stack['ports']['compose']}"]
     assert route["split_by"] == f"http://127.0.0.1:{stack['split']}"
+    # the splitter moving (another address) moves proxy_pass only; the record of the Compose target stays
+    with open(stack["edge"].conf) as handle:
+        edited = handle.read()
+    moved = run_playbook(stack["work"], {**stack["vars"], "traffic_shift_target_weight": 0,
+                                         "traffic_shift_edge_splitter_host": "localhost"}, check=True)
+    assert moved.returncode == 0, moved.stdout[-3000:]
+    compose = f"http://127.0.0.1:{stack['ports']['compose']}"
+    changed = [f"{line[0]} {line[1:].strip()}" for line in moved.stdout.splitlines() if line.startswith(("+ ", "- "))]
+    assert changed == [
+        f"- set $sophia_migrate_compose_upstream {compose}; proxy_pass http://127.0.0.1:{stack['split']};",
+        f"+ set $sophia_migrate_compose_upstream {compose}; proxy_pass http://localhost:{stack['split']};",
+    ], moved.stdout[-3000:]
+    with open(stack["edge"].conf) as handle:
+        assert handle.read() == edited  # check mode wrote nothing
     # a second run changes nothing
     again = run_playbook(stack["work"], {**stack["vars"], "traffic_shift_target_weight": 0})
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
