@@ -11,6 +11,8 @@ import tempfile
 import time
 import typing as t
 
+import requests
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -52,9 +54,23 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        argv = [require_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--logfile", os.path.join(self.dir, "redis.log")]
+        argv = [
+            require_binary("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.dir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            os.path.join(self.dir, "redis.log"),
+        ]
         if self.password:
             argv += ["--requirepass", self.password, "--masterauth", self.password]
         argv += self.extra
@@ -81,3 +97,72 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (two calls of free_port() may return the same one)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@contextlib.contextmanager
+def prometheus_server(
+    scrape_jobs: dict[str, list[str]], port: int | None = None, timeout: float = 60.0
+) -> t.Iterator[str]:
+    """Debian's real Prometheus scraping `scrape_jobs` (job name -> targets) every second; yields its URL.
+
+    Yields only once /-/ready answers 200: while the TSDB opens, Prometheus already listens but answers
+    every API call with a plain-text 503, so an open port is not a usable server.
+    """
+    port = port or free_port()
+    work = tempfile.mkdtemp(prefix="sophia-prom-")
+    lines = ["global: {scrape_interval: 1s, evaluation_interval: 1s}", "scrape_configs:"]
+    for job, targets in scrape_jobs.items():
+        quoted = ", ".join(f"'{target}'" for target in targets)
+        lines += [f"  - job_name: {job}", f"    static_configs: [{{targets: [{quoted}]}}]"]
+    with open(os.path.join(work, "prometheus.yml"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    log = open(os.path.join(work, "prometheus.log"), "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        [
+            require_binary("prometheus"),
+            f"--config.file={work}/prometheus.yml",
+            f"--storage.tsdb.path={work}/data",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {proc.returncode}: {_tail(log.name)}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prometheus on {url} not ready after {timeout}s: {_tail(log.name)}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _tail(path: str, size: int = 2000) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - size))
+        return handle.read().decode(errors="replace")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import textwrap
 import threading
 import time
@@ -20,7 +18,7 @@ import pytest
 
 from ansible_collections.sophia.migrate.plugins.modules import health_gate
 from support.modules import run_module
-from support.servers import RedisServer, free_port, require_binary, wait_port
+from support.servers import RedisServer, free_port, prometheus_server
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -217,29 +215,8 @@ def test_command_probe(capsys):
 def prometheus():
     """Debian's real Prometheus, scraping itself every second."""
     port = free_port()
-    work = tempfile.mkdtemp(prefix="sophia-health-prom-")
-    with open(os.path.join(work, "p.yml"), "w") as fh:
-        fh.write(
-            f"global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: self\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-        )
-    proc = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={work}/p.yml",
-            f"--storage.tsdb.path={work}/data",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+    with prometheus_server({"self": [f"127.0.0.1:{port}"]}, port=port) as url:
+        yield url
 
 
 def test_prometheus_threshold_and_no_data(prometheus, capsys):

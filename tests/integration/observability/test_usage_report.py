@@ -10,10 +10,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +23,7 @@ from ansible_collections.sophia.migrate.plugins.module_utils import _usage
 from ansible_collections.sophia.migrate.plugins.module_utils._prometheus import Prometheus, PrometheusError
 from ansible_collections.sophia.migrate.plugins.modules import success_criteria, usage_report
 from support.modules import run_module
-from support.servers import free_port, require_binary, wait_port
+from support.servers import free_port, free_ports, prometheus_server, require_binary, wait_port
 
 MIB = 1024 * 1024
 # workload -> (cores used, memory bytes, GPU util %, GPU memory used MiB); total GPU memory 24 GiB
@@ -90,49 +87,31 @@ class SyntheticExporter:
 @pytest.fixture(scope="module")
 def prometheus():
     exporter = SyntheticExporter()
-    node_port, prom_port = free_port(), free_port()
+    node_port, prom_port = free_ports(2)
     node = subprocess.Popen(
         [require_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{node_port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    workdir = tempfile.mkdtemp(prefix="sophia-prom-")
-    with open(os.path.join(workdir, "prometheus.yml"), "w") as handle:
-        handle.write(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: node\n    static_configs: [{{targets: ['127.0.0.1:{node_port}']}}]\n"
-            f"  - job_name: gpu-and-containers\n    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n"
-        )
-    prom = subprocess.Popen(
-        [
-            require_binary("prometheus"),
-            f"--config.file={workdir}/prometheus.yml",
-            f"--storage.tsdb.path={workdir}/data",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        wait_port(prom_port, timeout=30)
-        url = f"http://127.0.0.1:{prom_port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait for 15 s of samples from both targets
-            r = requests.get(f"{url}/api/v1/query", params={"query": "count_over_time(up[30s])"}, timeout=5).json()
-            counts = [float(x["value"][1]) for x in r["data"]["result"]]
-            if len(counts) == 2 and min(counts) >= 15:
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("Prometheus did not collect 15 s of samples in 60 s")
-        yield url
+        wait_port(node_port, timeout=30)
+        jobs = {"node": [f"127.0.0.1:{node_port}"], "gpu-and-containers": [f"127.0.0.1:{exporter.port}"]}
+        with prometheus_server(jobs, port=prom_port) as url:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # wait for 15 s of samples from both targets
+                reply = requests.get(f"{url}/api/v1/query", params={"query": "count_over_time(up[30s])"}, timeout=5)
+                reply.raise_for_status()
+                counts = [float(x["value"][1]) for x in reply.json()["data"]["result"]]
+                if len(counts) == 2 and min(counts) >= 15:
+                    break
+                time.sleep(1)
+            else:
+                pytest.fail("Prometheus did not collect 15 s of samples in 60 s")
+            yield url
     finally:
-        for proc in (prom, node):
-            proc.terminate()
-            proc.wait(10)
+        node.terminate()
+        node.wait(10)
         exporter.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_real_node_exporter_is_scraped(prometheus):
