@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -120,12 +121,14 @@ def prometheus_server(
     """
     port = port or free_port()
     work = tempfile.mkdtemp(prefix="sophia-prom-")
-    lines = ["global: {scrape_interval: 1s, evaluation_interval: 1s}", "scrape_configs:"]
-    for job, targets in scrape_jobs.items():
-        quoted = ", ".join(f"'{target}'" for target in targets)
-        lines += [f"  - job_name: {job}", f"    static_configs: [{{targets: [{quoted}]}}]"]
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in scrape_jobs.items()
+        ],
+    }
     with open(os.path.join(work, "prometheus.yml"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+        json.dump(config, handle)  # JSON is YAML: no quoting by hand
     log = open(os.path.join(work, "prometheus.log"), "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [
