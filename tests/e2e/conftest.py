@@ -40,6 +40,18 @@ def playbook_env() -> dict[str, str]:
             "PATH": os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ["PATH"]}
 
 
+def explain(out: str, tail: int = 3000) -> str:
+    """A failed run's story for an assertion message: every failing task (its header and result) first, since
+    a CI summary shows only the message's start, then the end of the output."""
+    lines, found, task = out.splitlines(), [], ""
+    for n, line in enumerate(lines):
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith(("fatal:", "failed:")):
+            found += [task, *lines[n : n + 12]]
+    return "\n".join([*found, "--- end of the output:", out[-tail:]])
+
+
 def recap_changed(out: str) -> int:
     return sum(int(line.split("changed=")[1].split()[0]) for line in out.splitlines() if " changed=" in line)
 
@@ -126,15 +138,15 @@ class Writer(threading.Thread):
 @pytest.fixture(scope="session")
 def lab():
     res = playbook("playbooks/lab.yml")
-    assert res.returncode == 0, res.stdout[-4000:]
+    assert res.returncode == 0, explain(res.stdout)
     res = playbook("playbooks/phase2a.yml")
-    assert res.returncode == 0, res.stdout[-4000:]
+    assert res.returncode == 0, explain(res.stdout)
     # every test starts from the Compose side, whatever an earlier run left: the rollback walks the ledger
     res = playbook("playbooks/rollback.yml")
-    assert res.returncode == 0, res.stdout[-4000:]
+    assert res.returncode == 0, explain(res.stdout)
     # The splitter in front of every route at 0% K3s, before any load: pointing the edge at it is a one-time nginx
     # reload, and a reload closes idle keep-alive connections, which wrk counts as read errors when it had just
     # sent on one (about 20 in 90,000 requests; docs/traffic_shift.md). A rollback leaves the splitter in place.
     res = playbook("playbooks/phase2b.yml", "--tags", "traffic_shift", "-e", "traffic_shift_target_weight=0")
-    assert res.returncode == 0, res.stdout[-4000:]
+    assert res.returncode == 0, explain(res.stdout)
     return True

@@ -12,11 +12,12 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 
 import redis
 import requests
-from conftest import QDRANT, REDIS, ROOT, Writer, ledger, playbook, playbook_env, primary, recap_changed
+from conftest import QDRANT, REDIS, ROOT, Writer, explain, ledger, playbook, playbook_env, primary, recap_changed
 
 from ansible_collections.sophia.migrate.plugins.filter.ledger_report import ledger_done
 
@@ -34,21 +35,24 @@ def entries_since_rollback(group: str) -> list[dict]:
 
 def run_until_step_then_kill(step: str, timeout: float = 600) -> None:
     """Starts the data migration and kills it (SIGKILL, whole process group) once the ledger records ``step``."""
-    proc = subprocess.Popen(["ansible-playbook", "playbooks/phase2b.yml", "--tags", "data_migration"], cwd=ROOT,
-                            env=playbook_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if any(e["step"] == step and e["status"] == "done" for e in entries_since_rollback("redis")):
-                return
-            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before recording {step}"
-            time.sleep(0.2)
-        raise AssertionError(f"{step} not recorded within {timeout}s")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+    with tempfile.TemporaryFile(mode="w+") as out:  # the run's output, shown when it ends before the step
+        proc = subprocess.Popen(["ansible-playbook", "playbooks/phase2b.yml", "--tags", "data_migration"], cwd=ROOT,
+                                env=playbook_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if any(e["step"] == step and e["status"] == "done" for e in entries_since_rollback("redis")):
+                    return
+                if proc.poll() is not None:
+                    out.seek(0)
+                    raise AssertionError(f"the run ended (rc {proc.returncode}) before recording {step}:\n"
+                                         + explain(out.read()))
+                time.sleep(0.2)
+            raise AssertionError(f"{step} not recorded within {timeout}s")
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
 
 
 def test_migrate_killed_midway_resumes_without_redoing_then_rolls_back(lab):
@@ -63,7 +67,7 @@ def test_migrate_killed_midway_resumes_without_redoing_then_rolls_back(lab):
         assert {"redis/backup", "redis/replicate", "redis/promote"} <= killed_at
         assert "redis/cutover" not in killed_at and "qdrant/restore" not in killed_at
         resumed = playbook("playbooks/phase2b.yml", "--tags", "data_migration")
-        assert resumed.returncode == 0, resumed.stdout[-5000:]
+        assert resumed.returncode == 0, explain(resumed.stdout)
         time.sleep(2)
     finally:
         writer.stop()
@@ -96,7 +100,7 @@ def test_migrate_killed_midway_resumes_without_redoing_then_rolls_back(lab):
         assert os.path.getsize(art["path"]) == int(art["size"]) > 0 and sha256(art["path"]) == art["sha256"], name
 
     again = playbook("playbooks/phase2b.yml", "--tags", "data_migration")
-    assert again.returncode == 0 and recap_changed(again.stdout) == 0, again.stdout[-3000:]
+    assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)
 
     # rollback while writes go on: the Compose side is primary again and holds everything
     writer = Writer()
@@ -104,7 +108,7 @@ def test_migrate_killed_midway_resumes_without_redoing_then_rolls_back(lab):
     try:
         time.sleep(3)
         back = playbook("playbooks/phase2b.yml", "--tags", "data_migration", "-e", "data_migration_action=rollback")
-        assert back.returncode == 0, back.stdout[-5000:]
+        assert back.returncode == 0, explain(back.stdout)
         time.sleep(2)
     finally:
         writer.stop()

@@ -13,7 +13,7 @@ import json
 import re
 
 import pytest
-from conftest import ledger, playbook, recap_changed
+from conftest import explain, ledger, playbook, recap_changed
 from standins.fly_machines_standin import FlyMachinesStandin, seed_legacy
 
 TOKEN = "lab-e2e-token"  # the stand-in's token
@@ -38,7 +38,7 @@ def fly():
 def test_phase1_audits_the_legacy_apps_and_a_rerun_changes_nothing(lab, fly):
     args = ("playbooks/phase1.yml", "-e", f"sophia_fly_api_token={TOKEN}")
     first = playbook(*args)
-    assert first.returncode == 0, first.stdout[-4000:]
+    assert first.returncode == 0, explain(first.stdout)
     assert any(r["path"].startswith("/v1/apps") for r in fly.requests)  # the API was really asked
     result = report(first.stdout)
     steps = {s["name"]: s for s in result["steps"]}
@@ -48,17 +48,17 @@ def test_phase1_audits_the_legacy_apps_and_a_rerun_changes_nothing(lab, fly):
     assert set(verdicts) >= {"sophiaai-jobs-v2", "sophiaai-dashboard-v2"}, verdicts
     assert set(fly.apps) >= {"sophiaai-jobs-v2", "sophiaai-dashboard-v2"}  # nothing destroyed unasked
     again = playbook(*args)
-    assert again.returncode == 0 and recap_changed(again.stdout) == 0, again.stdout[-4000:]
+    assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)
 
 
 def test_phase2a_rerun_changes_nothing(lab):
     again = playbook("playbooks/phase2a.yml")
-    assert again.returncode == 0 and recap_changed(again.stdout) == 0, again.stdout[-4000:]
+    assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)
 
 
 def test_phase2c_measures_and_a_rerun_changes_nothing(lab):
     first = playbook("playbooks/phase2c.yml")
-    assert first.returncode == 0, first.stdout[-4000:]
+    assert first.returncode == 0, explain(first.stdout)
     assert any(e["step"].startswith("phase2c") for e in ledger()["entries"])
     again = playbook("playbooks/phase2c.yml")
-    assert again.returncode == 0 and recap_changed(again.stdout) == 0, again.stdout[-4000:]
+    assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)

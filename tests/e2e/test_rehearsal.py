@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 
-from conftest import EDGE, ROOT, Writer, ledger, playbook, primary, recap_changed
+from conftest import EDGE, ROOT, Writer, explain, ledger, playbook, primary, recap_changed
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "traffic"))
 from traffic_support import Load, summary
@@ -95,7 +95,7 @@ def run_under_load(tmp_path, label: str, *args: str, expect_rc: int | None = 0):
     lost = writer.lost()
     print(f"\nrehearsal {label}: {summary(result)}; " + writer.report("", lost).lstrip(": "))
     if expect_rc is not None:
-        assert res.returncode == expect_rc, res.stdout[-5000:]
+        assert res.returncode == expect_rc, explain(res.stdout)
     assert result["failed"] == 0, result["raw"]
     assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20
     return res, result, writer
@@ -117,12 +117,12 @@ def test_phase2b_data_then_walk_under_load_then_idempotent(lab, tmp_path):
     state = ledger()["state"]
     assert all(state[f"traffic/{r}"] == 100 for r in ("www-root", "www-api-context", "www-api-research"))
     again = playbook("playbooks/phase2b.yml")
-    assert again.returncode == 0 and recap_changed(again.stdout) == 0, again.stdout[-3000:]
+    assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)
 
 
 def test_failure_at_25_steps_back_under_load(lab, tmp_path):
     reset = playbook("playbooks/phase2b.yml", "--tags", "traffic_shift", "-e", "traffic_shift_target_weight=0")
-    assert reset.returncode == 0, reset.stdout[-3000:]
+    assert reset.returncode == 0, explain(reset.stdout)
     stop = threading.Event()
 
     def break_at_25():  # the K3s side of mcp-context turns unhealthy once it takes 25%
@@ -143,7 +143,7 @@ def test_failure_at_25_steps_back_under_load(lab, tmp_path):
         breaker.join(5)
         set_k3s_health("mcp-context", True)
     assert res.returncode != 0
-    assert "failed its gate at 25%" in res.stdout and "back at 0%" in res.stdout, res.stdout[-3000:]
+    assert "failed its gate at 25%" in res.stdout and "back at 0%" in res.stdout, explain(res.stdout)
     assert backend_of("/api/context/x") == "compose1"
     assert ledger()["state"]["traffic/www-api-context"] == 0
 
@@ -156,7 +156,7 @@ def compose_running() -> set[str]:
 
 def test_phase2d_then_rollback_under_load(lab, tmp_path):
     walk = playbook("playbooks/phase2b.yml")  # every route back at 100% after the failure run
-    assert walk.returncode == 0, walk.stdout[-3000:]
+    assert walk.returncode == 0, explain(walk.stdout)
     assert len(compose_running()) >= 10
     run_under_load(tmp_path, "phase2d (port handover, Compose stack retired)", "playbooks/phase2d.yml")
     assert compose_running() == set()
@@ -170,8 +170,8 @@ def test_phase2d_then_rollback_under_load(lab, tmp_path):
     assert ledger()["state"]["traffic/edge"] == 100
     again = playbook("playbooks/phase2d.yml")
     # a second Phase 2D finds everything retired: nothing is stopped, removed or handed over again
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert changed_tasks(again.stdout) <= {"record the phase in the ledger"}, again.stdout[-3000:]
+    assert again.returncode == 0, explain(again.stdout)
+    assert changed_tasks(again.stdout) <= {"record the phase in the ledger"}, explain(again.stdout)
 
     run_under_load(tmp_path, "rollback from phase2d", "playbooks/rollback.yml")
     assert len(compose_running()) >= 10
@@ -181,8 +181,8 @@ def test_phase2d_then_rollback_under_load(lab, tmp_path):
     assert ledger()["state"]["traffic/edge"] == 0
     again = playbook("playbooks/rollback.yml")
     # nothing is undone again; only the ledger notes that this run found nothing left to undo
-    assert again.returncode == 0, again.stdout[-3000:]
-    assert changed_tasks(again.stdout) <= {"record the phase in the ledger"}, again.stdout[-3000:]
+    assert again.returncode == 0, explain(again.stdout)
+    assert changed_tasks(again.stdout) <= {"record the phase in the ledger"}, explain(again.stdout)
 
 
 def changed_tasks(out: str) -> set[str]:
