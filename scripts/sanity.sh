@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 dest="$tmp/ansible_collections/sophia/migrate"
 mkdir -p "$dest"
 rsync -a --exclude .venv --exclude .ansible --exclude .git --exclude tests/output --exclude reports \
-  --exclude .pytest_cache --exclude .ruff_cache --exclude build --exclude lab-state \
+  --exclude .pytest_cache --exclude .ruff_cache --exclude build --exclude lab-state --exclude "lab-state.replaced-*" \
   --exclude tests/fixtures "$ROOT/" "$dest/"   # test inputs (some malformed on purpose) are data, not code
 cd "$dest"
 # ansible-test lists files through git when it finds a repository: give it one of the copied tree.
