@@ -49,7 +49,7 @@ def lab(tmp_path):
 
     state = tmp_path / "lab-state"
     variables = {"lab_state_dir": str(state), "lab_compose_project": name, "lab_k3s_prefix": f"{name}-k3s",
-                 "lab_node_name": f"{name}-node"}
+                 "lab_node_name": f"{name}-node", "lab_image": IMAGE}  # the test's containers play lab containers
     yield name, state, variables, container, cli
     for cname in made["containers"]:
         with contextlib.suppress(docker.errors.NotFound):
@@ -119,4 +119,15 @@ def test_told_not_to_replace_it_stops_and_names_the_other_lab(lab, tmp_path):
     res = run_play(tmp_path, PLAY, {**variables, "lab_replace_foreign": False})
     assert res.returncode != 0
     assert "did not make" in res.stdout and f"{name}_redis_1" in res.stdout, res.stdout[-3000:]
+    assert exists(cli, "containers", f"{name}_redis_1") and exists(cli, "volumes", f"{name}_redis-data")
+
+
+def test_a_compose_project_that_is_not_a_lab_is_never_touched(lab, tmp_path):
+    """On a machine that runs the real stack under the lab's project name, the claim removes nothing."""
+    name, _state, variables, container, cli = lab
+    container(f"{name}_redis_1", {"com.docker.compose.project": name}, volume=f"{name}_redis-data")
+
+    res = run_play(tmp_path, PLAY, {**variables, "lab_image": "local/sophia-lab:bookworm"})
+    assert res.returncode != 0
+    assert "is not a lab" in res.stdout and f"{name}_redis_1" in res.stdout, res.stdout[-3000:]
     assert exists(cli, "containers", f"{name}_redis_1") and exists(cli, "volumes", f"{name}_redis-data")
