@@ -54,6 +54,10 @@ def test_phase1_audits_the_legacy_apps_and_a_rerun_changes_nothing(lab, fly):
 def test_phase2a_rerun_changes_nothing(lab):
     again = playbook("playbooks/phase2a.yml")
     assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)
+    # the lab has no K3s binary: K3s was prepared and written, not started, and the report says so
+    steps = {s["name"].split(" ")[0]: s for s in report(again.stdout)["steps"]}
+    assert steps["k3s_gpu"]["outcome"] == "staged", steps["k3s_gpu"]
+    assert "k3s_gpu_service_enabled=false" in steps["k3s_gpu"]["reason"]
 
 
 def test_phase2c_measures_and_a_rerun_changes_nothing(lab):
