@@ -5,19 +5,28 @@
 - A manifest (sha256 of every regular file, its size and mode) is built in the same walk; it
   is what ``verify`` compares after a restore, and it proves what the archive contains.
 - An existing archive whose sha256 matches the recorded one is reused, not rewritten.
+- ``restore`` checks every member before anything is written (no path, symbolic or hard link outside
+  the target, no device or FIFO, no write through a symbolic link) and strips setuid, setgid and
+  sticky bits; a corrupt, truncated or non-gzip archive is a clean error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
+import posixpath
 import tarfile
 import tempfile
 import typing as t
+import zlib
 
 CHUNK = 1024 * 1024
+# The tarfile extraction filters (PEP 706) exist from Python 3.11.4 / 3.12 on.
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+_SPECIAL_BITS = 0o7000  # setuid, setgid, sticky
 
 
 class VolumeError(Exception):
@@ -115,22 +124,146 @@ def backup(source: str, dest: str, expected_sha256: str | None = None, check_mod
     return result
 
 
+def _resolve(path: str, links: dict[str, str]) -> str | None:
+    """Resolve an archive-relative path as it would be on disk after extraction into an empty directory,
+    following the archive's own symbolic links (``links``: name -> target). None when it leaves the directory."""
+    pending = [p for p in path.split("/") if p not in ("", ".")]
+    out: list[str] = []
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if not out:
+                return None
+            out.pop()
+            continue
+        here = "/".join([*out, part])
+        if here in links:
+            hops += 1
+            if hops > 40 or links[here].startswith("/"):
+                return None
+            pending[:0] = [p for p in links[here].split("/") if p not in ("", ".")]
+            continue
+        out.append(part)
+    return "/".join(out)
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.ischr():
+        return "character device"
+    if member.isblk():
+        return "block device"
+    if member.isfifo():
+        return "FIFO"
+    return f"special file (tar type {member.type!r})"
+
+
+def check_members(archive: str, dest: str, members: list[tarfile.TarInfo]) -> None:
+    """Refuse the whole archive when any member could write outside ``dest`` (which is empty) or is special.
+
+    Also runs the tarfile ``data`` filter on every member when Python has it. Raises VolumeError naming the
+    first offending member; nothing is written by this check.
+    """
+    root = os.path.realpath(dest)
+
+    def refuse(member: tarfile.TarInfo, why: str) -> t.NoReturn:
+        raise VolumeError(f"{archive}: member '{member.name}' {why}; refusing to restore any of the archive")
+
+    names: dict[str, tarfile.TarInfo] = {}
+    links: dict[str, str] = {}
+    for member in members:
+        if member.name.startswith("/") or os.path.isabs(member.name):
+            refuse(member, "has an absolute path")
+        name = posixpath.normpath(member.name)
+        if name == ".." or name.startswith("../"):
+            refuse(member, f"would be written outside {dest}")
+        if name in names and not (member.isdir() and names[name].isdir()):
+            refuse(member, "appears more than once in the archive")
+        names[name] = member
+        if member.issym():
+            links[name] = member.linkname
+    regular: set[str] = set()
+    for member in members:
+        name = posixpath.normpath(member.name)
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            refuse(member, f"is a {_kind(member)}")
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in links:
+                refuse(member, f"would be written through the symbolic link '{parent}' -> {links[parent]}")
+        if member.issym():
+            target = None if member.linkname.startswith("/") else _resolve(
+                posixpath.join(posixpath.dirname(name), member.linkname), links)
+            if target is None:
+                refuse(member, f"is a symbolic link to {member.linkname}, outside {dest}")
+        if member.islnk():
+            target = None if member.linkname.startswith("/") else _resolve(member.linkname, links)
+            if target is None:
+                refuse(member, f"is a hard link to {member.linkname}, outside {dest}")
+            if target not in regular:
+                refuse(member, f"is a hard link to {member.linkname}, which is not a regular file earlier in the "
+                               "archive")
+        if HAS_DATA_FILTER:
+            try:
+                tarfile.data_filter(member, root)
+            except tarfile.FilterError as exc:
+                refuse(member, f"is refused by the tarfile data filter ({exc})")
+        if member.isreg():
+            regular.add(name)
+
+
+def _restore_filter(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
+    """Extraction filter of a restore: the ``data`` filter's checks, against the disk as it is at this moment.
+
+    The ``data`` filter's attribute changes (owner dropped, group/other write bits and directory modes
+    reset) are not applied: a restored volume must keep its owners and modes. Only setuid, setgid and
+    sticky bits are stripped.
+    """
+    tarfile.data_filter(member, dest_path)  # raises FilterError on anything unsafe
+    if member.mode is not None and member.mode & _SPECIAL_BITS:
+        return member.replace(mode=member.mode & ~_SPECIAL_BITS, deep=False)
+    return member
+
+
+_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+
+
 def restore(archive: str, dest: str, expected_sha256: str, check_mode: bool = False) -> dict[str, t.Any]:
-    """Unpack a verified archive into ``dest`` (which must be empty or absent)."""
+    """Unpack a verified archive into ``dest`` (which must be empty or absent).
+
+    Every member is checked (``check_members``) before anything is written.
+    """
     actual = file_sha256(archive)
     if actual != expected_sha256:
         raise VolumeError(f"{archive}: sha256 {actual} differs from the recorded {expected_sha256}; not restoring")
     if os.path.isdir(dest) and os.listdir(dest):
         raise VolumeError(f"{dest} is not empty; refusing to restore over existing data")
-    if check_mode:
-        return {"changed": True}
-    os.makedirs(dest, exist_ok=True)
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar.getmembers():
-            target = os.path.normpath(os.path.join(dest, member.name))
-            if not target.startswith(os.path.normpath(dest)):
-                raise VolumeError(f"{archive}: member {member.name} would escape {dest}")
-        tar.extractall(dest, numeric_owner=True)  # noqa: S202 - members checked above
+    try:  # the whole gzip stream first: a truncated or corrupt archive is refused before anything is written
+        with gzip.open(archive, "rb") as stream:
+            while stream.read(CHUNK):
+                pass
+    except _ARCHIVE_ERRORS as exc:
+        raise VolumeError(f"{archive}: not a complete gzip-compressed archive ({exc}); nothing restored") from exc
+    step = "reading"
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            check_members(archive, dest, members)
+            if check_mode:
+                return {"changed": True}
+            step = "extracting"
+            os.makedirs(dest, exist_ok=True)
+            if HAS_DATA_FILTER:
+                tar.extractall(dest, numeric_owner=True, filter=_restore_filter)  # noqa: S202 - checked and filtered
+            else:  # Python < 3.11.4: no filters; every member was checked above
+                for member in members:
+                    member.mode &= ~_SPECIAL_BITS
+                tar.extractall(dest, numeric_owner=True)  # noqa: S202 - every member checked above
+    except _ARCHIVE_ERRORS as exc:
+        if step == "reading":
+            raise VolumeError(f"{archive}: not a readable tar archive ({exc}); nothing restored") from exc
+        raise VolumeError(f"{archive}: restoring into {dest} failed ({exc})") from exc
     return {"changed": True, "manifest_sha256": manifest_digest(manifest(dest))}
 
 

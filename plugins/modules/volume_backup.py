@@ -15,7 +15,10 @@ description:
     file, and a manifest digest (sha256, size, mode, owner of every file) is returned.
   - An existing archive is reused when its sha256 equals O(expected_sha256) (or when none is given);
     an existing archive with a different sha256 is never overwritten.
-  - O(state=restored) unpacks a verified archive into an empty directory or volume.
+  - O(state=restored) unpacks a verified archive into an empty directory or volume. Every member is
+    checked before anything is written; an archive with a member outside the target (C(..), an absolute
+    path, a symbolic or hard link that leads outside, a write through a symbolic link), a device or FIFO
+    is refused whole. setuid, setgid and sticky bits are stripped. Owners and other modes are kept.
   - With O(ledger_path) and O(ledger_step) the backup is recorded in the migration ledger, and a
     recorded backup is reused on the next run.
 author:
