@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import docker
 import pytest
@@ -253,3 +254,105 @@ def test_busy_service_is_not_stopped(tmp_path, project):
     assert res.returncode != 0, res.stdout[-4000:]
     assert "traffic still arrives" in res.stdout
     assert states(cli, name)["api"] == "running"
+
+
+# A writer that flushes its last data when it is stopped (SIGTERM) and logs every start: a backup taken before
+# the stop misses the flush, and a backup reused after a rollback misses the new start.
+WRITER = ("echo start >> /data/starts.log; trap 'echo flushed-at-stop > /data/final.txt; exit 0' TERM; "
+          "while :; do sleep 0.2 & wait $$!; done")
+
+
+@pytest.fixture
+def writer_project(tmp_path):
+    name = f"sophiatest{uuid.uuid4().hex[:8]}"
+    doc = {"version": "2.4",
+           "services": {"db": {"image": IMAGE, "command": ["sh", "-c", WRITER], "stop_signal": "SIGTERM",
+                               "volumes": ["dbdata:/data"]}},
+           "volumes": {"dbdata": {}}}
+    path = str(tmp_path / "docker-compose.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump(doc, handle)
+    subprocess.run(["docker-compose", "-p", name, "-f", path, "up", "-d"], check=True, capture_output=True)
+    cli = docker.from_env()
+    mountpoint = cli.volumes.get(f"{name}_dbdata").attrs["Mountpoint"]
+    _wait_for(lambda: os.path.exists(os.path.join(mountpoint, "starts.log")))
+    yield {"name": name, "file": path, "cli": cli, "mountpoint": mountpoint, "volume": f"{name}_dbdata"}
+    subprocess.run(["docker-compose", "-p", name, "-f", path, "down", "-v"], capture_output=True, check=False)
+
+
+def _wait_for(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def archive_files(path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {os.path.normpath(m.name): tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def task_positions(out: str, *names: str) -> list[int]:
+    return [out.index(f"TASK [sophia.migrate.compose_decommission : {n}") for n in names]
+
+
+def test_backup_after_the_stop_and_no_deletion_on_an_old_backup(tmp_path, writer_project):
+    cli, name, volume = writer_project["cli"], writer_project["name"], writer_project["volume"]
+    write_evidence(tmp_path / "ledger.json", {}, [])
+    extra = {"compose_decommission_services": [{"name": "db"}], "compose_decommission_observe_seconds": 0}
+    step = f"backup/volume/{volume}"
+
+    # 1) decommission: stop, then back up; the archive holds what the writer flushed when it was stopped
+    res = run_role(tmp_path, writer_project, extra)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert states(cli, name) == {"db": "exited"}
+    stop, backup = task_positions(res.stdout, "Service | stop", "Service | back up")
+    assert stop < backup
+    first = next(e["data"] for e in json.loads((tmp_path / "ledger.json").read_text())["entries"] if e["step"] == step)
+    old_files = archive_files(first["path"])
+    assert old_files["final.txt"] == b"flushed-at-stop\n" and old_files["starts.log"] == b"start\n"
+
+    # 2) rollback: the writer runs again and writes newer data
+    res = run_role(tmp_path, writer_project, {**extra, "compose_decommission_action": "rollback"})
+    assert res.returncode == 0, res.stdout[-3000:]
+    starts = os.path.join(writer_project["mountpoint"], "starts.log")
+    _wait_for(lambda: Path(starts).read_text() == "start\nstart\n")
+
+    # 3) decommission again with removal of the data: a fresh backup of the newer data, verified, then deletion
+    res = run_role(tmp_path, writer_project, {**extra, "compose_decommission_remove": True,
+                                              "compose_decommission_remove_data": True})
+    assert res.returncode == 0, res.stdout[-3000:]
+    positions = task_positions(res.stdout, "Service | stop", "Service | back up",
+                               "Remove | named volumes of the retired services with a recorded backup",
+                               "Remove | the named volumes whose backup was just verified")
+    assert positions == sorted(positions)
+    assert volume not in [v.name for v in cli.volumes.list()]
+    entries = [e for e in json.loads((tmp_path / "ledger.json").read_text())["entries"] if e["step"] == step]
+    latest = entries[-1]["data"]
+    assert latest["path"] != first["path"] and latest["sha256"] != first["sha256"]
+    new_files = archive_files(latest["path"])
+    assert new_files["starts.log"] == b"start\nstart\n" and new_files["final.txt"] == b"flushed-at-stop\n"
+    with open(first["path"], "rb") as handle:  # the old backup is kept, unchanged
+        assert hashlib.sha256(handle.read()).hexdigest() == first["sha256"]
+    with open(latest["path"], "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == latest["sha256"]
+
+
+def test_tampered_backup_stops_the_deletion(tmp_path, writer_project):
+    cli, volume = writer_project["cli"], writer_project["volume"]
+    write_evidence(tmp_path / "ledger.json", {}, [])
+    extra = {"compose_decommission_services": [{"name": "db"}], "compose_decommission_observe_seconds": 0}
+    res = run_role(tmp_path, writer_project, extra)
+    assert res.returncode == 0, res.stdout[-3000:]
+    data = next(e["data"] for e in json.loads((tmp_path / "ledger.json").read_text())["entries"]
+                if e["step"] == f"backup/volume/{volume}")
+    with open(data["path"], "ab") as handle:
+        handle.write(b"tampered")
+    res = run_role(tmp_path, writer_project, {**extra, "compose_decommission_remove": True,
+                                              "compose_decommission_remove_data": True})
+    assert res.returncode != 0
+    assert f"differs from the recorded {data['sha256']}" in res.stdout
+    assert volume in [v.name for v in cli.volumes.list()]
+    assert os.path.exists(os.path.join(writer_project["mountpoint"], "final.txt"))
