@@ -27,7 +27,10 @@ import re
 import socket
 import time
 import typing as t
+import urllib.parse
 from dataclasses import asdict, dataclass, field
+
+from ansible_collections.sophia.migrate.plugins.module_utils._http import redact_url
 
 PROBE_TYPES = ("http", "tcp", "redis", "prometheus", "command")
 NO_DATA = ("fail", "pass", "inconclusive")
@@ -211,6 +214,66 @@ TYPE_KEYS = {
 }
 
 
+# The sub-options of a probe (the module's argument spec): the secrets are no_log, so Ansible masks them in the
+# invocation and in every result; which keys a type takes is checked by normalize_probe (TYPE_KEYS).
+PROBE_OPTIONS: dict[str, dict[str, t.Any]] = {
+    "name": {"type": "str"},
+    "type": {"type": "str", "required": True},
+    "timeout": {"type": "float"},
+    "success_condition": {"type": "dict"},
+    "failure_condition": {"type": "dict"},
+    "on_no_data": {"type": "str"},
+    "url": {"type": "str"},
+    "method": {"type": "str"},
+    "expected_status": {"type": "list", "elements": "int"},
+    "body_regex": {"type": "str"},
+    "json_path": {"type": "str"},
+    "json_value": {"type": "raw"},
+    "headers": {"type": "dict", "no_log": True},
+    "body": {"type": "raw"},
+    "validate_certs": {"type": "bool"},
+    "ca_path": {"type": "path"},
+    "client_cert": {"type": "path"},
+    "client_key": {"type": "path", "no_log": False},
+    "host": {"type": "str"},
+    "port": {"type": "int"},
+    "db": {"type": "int"},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "tls": {"type": "bool"},
+    "query": {"type": "str"},
+    "cmd": {"type": "str"},
+    "argv": {"type": "list", "elements": "str"},
+    "expected_rc": {"type": "list", "elements": "int"},
+    "stdout_regex": {"type": "str"},
+}
+URL_SCHEMES = {"http": ("http", "https"), "prometheus": ("http", "https"), "redis": ("redis", "rediss", "unix")}
+
+
+def check_url(where: str, kind: str, url: t.Any) -> None:
+    """A probe URL the probe can use; the error names the probe and shows the URL without credentials."""
+    schemes = URL_SCHEMES[kind]
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+        parts.port  # noqa: B018 - parsing the port raises ValueError on a bad one
+    except ValueError as exc:
+        raise HealthConfigError(f"{where}: url {redact_url(url)!r} is not a valid URL ({exc})") from exc
+    if parts.scheme not in schemes:
+        raise HealthConfigError(
+            f"{where}: url must start with {' or '.join(f'{s}://' for s in schemes)} (got {redact_url(url)!r})"
+        )
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise HealthConfigError(f"{where}: url {redact_url(url)!r} names no host")
+
+
+def redact_probe(probe: t.Any) -> t.Any:
+    """The probe as it may be shown: its URL without credentials, query or fragment (password and headers are
+    no_log options, masked by Ansible)."""
+    if isinstance(probe, dict) and probe.get("url") is not None:
+        return dict(probe, url=redact_url(probe["url"]))
+    return probe
+
+
 def normalize_probe(raw: t.Any, index: int) -> dict[str, t.Any]:
     """Validate one probe's options; return a copy with defaults. Raises HealthConfigError."""
     if not isinstance(raw, dict):
@@ -218,7 +281,8 @@ def normalize_probe(raw: t.Any, index: int) -> dict[str, t.Any]:
     kind = raw.get("type")
     if kind not in PROBE_TYPES:
         raise HealthConfigError(f"probes[{index}]: unknown type {kind!r} (one of {', '.join(PROBE_TYPES)})")
-    probe = dict(raw)
+    # Options not given are None in the module's sub-options: they are left out, so the defaults below apply.
+    probe = {k: v for k, v in raw.items() if v is not None}
     probe.setdefault("name", f"{kind}-{index}")
     where = f"probe '{probe['name']}'"
     unknown = set(probe) - COMMON_KEYS - TYPE_KEYS[kind]
@@ -234,8 +298,7 @@ def normalize_probe(raw: t.Any, index: int) -> dict[str, t.Any]:
         if not isinstance(cond, dict) or set(cond) - CONDITION_KEYS:
             raise HealthConfigError(f"{where}: {key} takes only {', '.join(sorted(CONDITION_KEYS))}")
     if kind == "http":
-        if not str(probe.get("url", "")).startswith(("http://", "https://")):
-            raise HealthConfigError(f"{where}: url must start with http:// or https://")
+        check_url(where, kind, probe.get("url", ""))
         probe.setdefault("method", "GET")
         probe.setdefault("expected_status", [200])
         probe.setdefault("validate_certs", True)
@@ -250,9 +313,12 @@ def normalize_probe(raw: t.Any, index: int) -> dict[str, t.Any]:
     elif kind == "redis":
         if not probe.get("url") and not probe.get("host"):
             raise HealthConfigError(f"{where}: redis needs url or host")
+        if probe.get("url"):
+            check_url(where, kind, probe["url"])
     elif kind == "prometheus":
         if not probe.get("url") or not probe.get("query"):
             raise HealthConfigError(f"{where}: prometheus needs url (base URL of Prometheus) and query")
+        check_url(where, kind, probe["url"])
         probe.setdefault("validate_certs", True)
     elif kind == "command":
         if not probe.get("cmd") and not probe.get("argv"):
@@ -366,6 +432,9 @@ def probe_redis(probe: dict[str, t.Any]) -> Sample:
         client.close()
     except redis.exceptions.AuthenticationError:
         return Sample(probe["name"], FAILURE, message="Redis refused the credentials")
+    except ValueError as exc:  # redis-py's own URL parsing; normalize_probe already refuses what it can see
+        shown = redact_url(probe.get("url"))
+        return Sample(probe["name"], FAILURE, message=f"Redis URL {shown!r} rejected ({exc.__class__.__name__})")
     except redis.exceptions.RedisError as exc:
         return Sample(
             probe["name"],

@@ -34,6 +34,27 @@ class HttpError(Exception):
         self.body = body
 
 
+def redact_url(url: t.Any) -> str:
+    """``url`` fit for output: ``user:password@``, the query string and the fragment are removed (tokens live there).
+
+    Never raises, also on a malformed URL (such as an unclosed IPv6 bracket): it works on the text, not on a parse.
+    Everything in the authority up to its last ``@`` goes, so a password holding an unencoded ``#``, ``?`` or ``@``
+    does not leak either.
+    """
+    text = "" if url is None else str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = authority.rpartition("@")[2]
+    for mark in ("?", "#"):
+        if mark in authority:
+            authority, slash, path = authority.partition(mark)[0], "", ""
+        path = path.partition(mark)[0]
+    return f"{scheme}{sep}{authority}{slash}{path}"
+
+
 def _excerpt(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."

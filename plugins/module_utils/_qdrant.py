@@ -52,6 +52,7 @@ from ansible_collections.sophia.migrate.plugins.module_utils._http import (
     RETRY_STATUSES,
     HttpClient,
     HttpError,
+    redact_url,
     requests,
 )
 
@@ -90,17 +91,15 @@ class QdrantError(Exception):
         self.facts = facts
 
 
-def redact_url(url: str) -> str:
-    """The URL without user:password@ and without query (tokens may live there)."""
+def split_url(label: str, url: t.Any) -> urllib.parse.SplitResult:
+    """``url`` parsed, port included; a malformed one (an unclosed IPv6 bracket, a bad port) is a QdrantError
+    naming the option and showing the URL without credentials or query."""
     try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        parts = urllib.parse.urlsplit(str(url or ""))
+        parts.port  # noqa: B018 - parsing the port raises ValueError on a bad one
+    except ValueError as exc:
+        raise QdrantError(f"option '{label}' is not a valid URL ({exc}): {redact_url(url)!r}") from exc
+    return parts
 
 
 @dataclasses.dataclass
@@ -122,7 +121,7 @@ class Endpoint:
     def from_params(cls, label: str, params: dict[str, t.Any]) -> Endpoint:
         fields = {f.name for f in dataclasses.fields(cls)} - {"label"}
         ep = cls(label=label, **{k: v for k, v in params.items() if k in fields and v is not None})
-        parts = urllib.parse.urlsplit(ep.url or "")
+        parts = split_url(label, ep.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise QdrantError(f"option '{label}' must be an http:// or https:// URL, got {redact_url(ep.url or '')!r}")
         if parts.username or parts.password:
@@ -888,7 +887,11 @@ def state_recovered(ep: Endpoint, http: HttpClient, req: SnapshotRequest, check_
         }
     diff = {
         "before": {"collection": req.collection, "points_count": points if target else None},
-        "after": {"collection": req.collection, "recovered_from": os.path.basename(req.src or req.location)},
+        # the file's name only: a location's query (a presigned URL's signature) and credentials stay out
+        "after": {
+            "collection": req.collection,
+            "recovered_from": os.path.basename(req.src or redact_url(req.location)),
+        },
     }
     if check_mode:
         return {
@@ -915,9 +918,10 @@ def state_recovered(ep: Endpoint, http: HttpClient, req: SnapshotRequest, check_
                 json=body,
             )
         except HttpError as exc:
+            # Qdrant's error may quote the location it could not fetch: only its redacted form is shown
+            detail = (_error_text(exc) if exc.status else str(exc)).replace(req.location, redact_url(req.location))
             raise QdrantError(
-                f"{ep.name}: recovering collection {req.collection!r} from "
-                f"{redact_url(req.location)} failed: {_error_text(exc) if exc.status else exc}",
+                f"{ep.name}: recovering collection {req.collection!r} from {redact_url(req.location)} failed: {detail}",
                 status=exc.status,
             ) from exc
         got = {
@@ -946,7 +950,7 @@ def snapshot(ep: Endpoint, req: SnapshotRequest, check_mode: bool) -> dict[str, 
         raise QdrantError(f"option 'checksum' must be 64 hex digits (sha256), got {req.checksum!r}")
     if req.chunk_size < 65536 or req.chunk_size > 64 * 1048576:
         raise QdrantError("option 'chunk_size' must be between 65536 and 67108864 bytes")
-    if req.location and urllib.parse.urlsplit(req.location).scheme not in ("http", "https", "file"):
+    if req.location and split_url("location", req.location).scheme not in ("http", "https", "file"):
         raise QdrantError("option 'location' must be an http://, https:// or file:// URL")
     start = time.monotonic()
     http = ep.http()

@@ -87,9 +87,12 @@ project:
       elements: str
 """
 
+import urllib.parse
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _docker_compose as dc
+from ansible_collections.sophia.migrate.plugins.module_utils._http import redact_url
 
 
 def main() -> None:
@@ -106,6 +109,12 @@ def main() -> None:
     if not dc.HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"))
     p = module.params
+    if p["docker_host"]:
+        try:  # docker-py parses it with urllib: a malformed URL (an unclosed IPv6 bracket) raises ValueError
+            urllib.parse.urlsplit(p["docker_host"]).port  # noqa: B018 - a bad port raises ValueError too
+        except ValueError as exc:
+            module.fail_json(msg=f"compose_project_info: option 'docker_host' is not a valid URL ({exc}): "
+                                 f"{redact_url(p['docker_host'])!r}")
     try:
         projects = dc.discover(dc.client(p["docker_host"]), p["project"], p["sizes"])
         result = {"changed": False, "projects": projects}

@@ -39,23 +39,120 @@ requirements:
 options:
   probes:
     description:
-      - The probes, at least one. Common keys are C(name), C(type) (V(http), V(tcp), V(redis), V(prometheus),
-        V(command)), C(timeout) in seconds (default 5), C(success_condition) and C(failure_condition) (dicts with any
-        of C(status) (list), C(max_latency_ms), C(min_value), C(max_value)) and C(on_no_data) (V(fail) (default),
-        V(pass) or V(inconclusive); only Prometheus queries can return no data).
-      - C(http) takes C(url), C(method) (GET), C(expected_status) (list, default V([200])), C(body_regex), C(json_path)
-        with optional C(json_value), C(headers), C(body), C(validate_certs) (default true), C(ca_path), C(client_cert),
-        C(client_key).
+      - The probes, at least one. Common keys are C(name), C(type), C(timeout), C(success_condition),
+        C(failure_condition) and C(on_no_data); each type takes its own keys (listed below with the type that takes
+        them). A key that the probe's type does not take is refused.
+      - C(http) takes C(url), C(method), C(expected_status), C(body_regex), C(json_path) with optional C(json_value),
+        C(headers), C(body), C(validate_certs), C(ca_path), C(client_cert), C(client_key).
       - C(tcp) takes C(host) and C(port).
-      - C(redis) takes C(url) (V(redis://...) or V(rediss://...)) or C(host), C(port), C(db), C(username),
-        C(password), C(tls).
-      - C(prometheus) takes C(url) (the base URL of Prometheus), C(query) (must return one value) and thresholds in
-        C(success_condition)/C(failure_condition) (C(min_value), C(max_value)).
-      - C(command) takes C(argv) (list) or C(cmd) (string), C(expected_rc) (list, default V([0])), C(stdout_regex);
-        it runs on the host the module runs on.
+      - C(redis) takes C(url) (V(redis://...), V(rediss://...) or V(unix://...)) or C(host), C(port), C(db),
+        C(username), C(password), C(tls).
+      - C(prometheus) takes C(url) (the base URL of Prometheus), C(query) (must return one value), C(headers),
+        C(validate_certs) and thresholds in C(success_condition)/C(failure_condition) (C(min_value), C(max_value)).
+      - C(command) takes C(argv) (list) or C(cmd) (string), C(expected_rc), C(stdout_regex); it runs on the host the
+        module runs on.
+      - Secrets never show in the output, also at C(-vvv) - C(password) and C(headers) are not logged, and every URL
+        shown (in the invocation, results and messages) is cut to scheme, host, port and path - C(user:password@),
+        the query string and the fragment are removed.
     type: list
     elements: dict
     required: true
+    suboptions: &probe
+      name:
+        description: Name of the probe in samples and messages (default V(<type>-<index>)).
+        type: str
+      type:
+        description: V(http), V(tcp), V(redis), V(prometheus) or V(command).
+        type: str
+        required: true
+      timeout:
+        description: Seconds a sample may take (default 5).
+        type: float
+      success_condition:
+        description: A dict with any of C(status) (list), C(max_latency_ms), C(min_value), C(max_value) that must hold.
+        type: dict
+      failure_condition:
+        description: A dict with the same keys as O(probes[].success_condition); the sample fails when it holds.
+        type: dict
+      on_no_data:
+        description:
+          - V(fail) (default), V(pass) or V(inconclusive) when a Prometheus query returns no data.
+        type: str
+      url:
+        description:
+          - V(http) - the URL to request (V(http://) or V(https://)); V(prometheus) - the base URL of Prometheus;
+            V(redis) - V(redis://[[user]:password@]host[:port][/db]), V(rediss://...) or V(unix://...).
+          - Credentials in the URL must be percent-encoded; they never show in the output.
+        type: str
+      method:
+        description: V(http) - the HTTP method (default V(GET)).
+        type: str
+      expected_status:
+        description: V(http) - the statuses that count as success (default V([200])).
+        type: list
+        elements: int
+      body_regex:
+        description: V(http) - a regular expression the body must match.
+        type: str
+      json_path:
+        description: V(http) - a dotted path (V(status), V(checks[0].ok)) that must exist in the JSON answer.
+        type: str
+      json_value:
+        description: V(http) - the value expected at O(probes[].json_path).
+        type: raw
+      headers:
+        description: V(http), V(prometheus) - request headers (for example C(Authorization)). Not logged.
+        type: dict
+      body:
+        description: V(http) - the request body.
+        type: raw
+      validate_certs:
+        description: V(http), V(prometheus) - verify the TLS certificate (default true).
+        type: bool
+      ca_path:
+        description: V(http) - CA bundle that signed the server certificate.
+        type: path
+      client_cert:
+        description: V(http) - client certificate (mutual TLS).
+        type: path
+      client_key:
+        description: V(http) - key of O(probes[].client_cert).
+        type: path
+      host:
+        description: V(tcp), V(redis) - the host to connect to.
+        type: str
+      port:
+        description: V(tcp) - the port (required); V(redis) - the port (default 6379).
+        type: int
+      db:
+        description: V(redis) - the database number (default 0).
+        type: int
+      username:
+        description: V(redis) - the ACL user.
+        type: str
+      password:
+        description: V(redis) - the password. Not logged.
+        type: str
+      tls:
+        description: V(redis) - connect with TLS.
+        type: bool
+      query:
+        description: V(prometheus) - the PromQL query; it must return one value.
+        type: str
+      cmd:
+        description: V(command) - a shell command line.
+        type: str
+      argv:
+        description: V(command) - the command as a list (no shell).
+        type: list
+        elements: str
+      expected_rc:
+        description: V(command) - the exit codes that count as success (default V([0])).
+        type: list
+        elements: int
+      stdout_regex:
+        description: V(command) - a regular expression the output must match.
+        type: str
   interval:
     description: Seconds between the starts of two rounds.
     type: float
@@ -94,6 +191,7 @@ options:
         description: The baseline probe (same keys as a probe; usually the Compose side). It does not gate by itself.
         type: dict
         required: true
+        suboptions: *probe
       latency_tolerance:
         description: Allowed relative increase of the candidate's p95 latency over the baseline's.
         type: float
@@ -215,7 +313,7 @@ except ImportError:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "probes": {"type": "list", "elements": "dict", "required": True},
+            "probes": {"type": "list", "elements": "dict", "required": True, "options": _health.PROBE_OPTIONS},
             "interval": {"type": "float", "default": 5},
             "count": {"type": "int"},
             "duration": {"type": "float"},
@@ -227,7 +325,7 @@ def main() -> None:
                 "type": "dict",
                 "options": {
                     "candidate": {"type": "str", "required": True},
-                    "probe": {"type": "dict", "required": True},
+                    "probe": {"type": "dict", "required": True, "options": _health.PROBE_OPTIONS},
                     "latency_tolerance": {"type": "float", "default": 0.2},
                     "error_ratio_tolerance": {"type": "float", "default": 0.0},
                 },
@@ -236,7 +334,12 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    p = module.params
+    p = dict(module.params)
+    # What Ansible shows as the invocation (also at -vvv) is module.params: there the probe URLs go without
+    # user:password@ and query; the probes run with the real ones kept in p.
+    module.params["probes"] = [_health.redact_probe(raw) for raw in p["probes"]]
+    if p["baseline"]:
+        module.params["baseline"] = dict(p["baseline"], probe=_health.redact_probe(p["baseline"]["probe"]))
     policy = _health.Policy(
         interval=p["interval"],
         count=p["count"],

@@ -109,6 +109,9 @@ options:
   location:
     description:
       - With V(recovered), a URL the target Qdrant fetches the snapshot from (V(http://), V(https://), V(file://)).
+      - It may carry a token (a presigned URL's query string, C(user:password@)); it is sent to Qdrant as given, but
+        shown everywhere (invocation, result, diff, messages) without credentials, query string and fragment. It is
+        not O(location_api_key)-like C(no_log), so the host and path stay visible.
     type: str
   location_api_key:
     description: API key the target uses to fetch O(location) (Qdrant's C(api_key) field). Never logged.
@@ -285,6 +288,10 @@ recovered:
   description: Whether Qdrant answered that the recovery is complete.
   returned: when a recovery ran
   type: bool
+location:
+  description: O(location) without credentials, query string and fragment.
+  returned: when a recovery from O(location) ran
+  type: str
 points_count:
   description: Points in the recovered collection afterwards.
   returned: when a recovery ran with wait=true
@@ -326,8 +333,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def run(module: AnsibleModule) -> dict:
-    p = module.params
+def run(module: AnsibleModule, p: dict) -> dict:
     ep = _qdrant.Endpoint.from_params("url", p)
     req = _qdrant.SnapshotRequest(
         state=p["state"],
@@ -355,8 +361,16 @@ def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not _qdrant.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
+    params = dict(module.params)
+    # Ansible prints module.params as the invocation (also at -vvv): the URLs go there without credentials, query
+    # or fragment (a presigned location's signature); the module works with the real ones.
+    for key in ("url", "location"):
+        if params[key]:
+            module.params[key] = _qdrant.redact_url(params[key])
+    if params["source"] and params["source"].get("url"):
+        module.params["source"] = dict(params["source"], url=_qdrant.redact_url(params["source"]["url"]))
     try:
-        result = run(module)
+        result = run(module, params)
     except _qdrant.QdrantError as exc:
         module.fail_json(msg=f"qdrant_snapshot: {exc}", **exc.facts)
     for warning in result.pop("warnings", []):

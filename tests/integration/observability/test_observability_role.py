@@ -30,6 +30,7 @@ def run(tmp_path, extra, check=False):
         "observability_staging_dir": str(tmp_path / "staging"),
         "observability_manifests_dir": str(tmp_path / "k3s-manifests"),
         "observability_latency_baseline": {"mcp-research": 0.25},
+        "observability_grafana_admin_password": "test-grafana-admin",  # required outside the lab
         **extra,
     }
     return run_play(tmp_path, role_play("observability"), variables, check=check)
