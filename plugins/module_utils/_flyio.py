@@ -16,10 +16,13 @@ scheme, anything else is a ``Bearer`` token. The token is never part of a messag
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
+import stat
+import tempfile
 import time
 import typing as t
 import urllib.parse
@@ -422,6 +425,218 @@ def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
     }
 
 
+# --- secret redaction ------------------------------------------------------------------------------------
+# A scanned line is kept as evidence (file:line, the matching text), but repositories hold credentials: every
+# text taken from a scanned file goes through redact_secrets() before it is returned or written. What is
+# removed is the secret itself; the key name, scheme, user, host and app name stay, so the finding stays useful.
+REDACTED = "REDACTED"
+
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#@:'\"`<>]*):([^\s@'\"`<>]+)@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;][a-z0-9_.\[\]-]*?(?:token|key|secret|passw(?:or)?d|pass|pwd|sig|signature|auth|credential|"
+    r"session)[a-z0-9_.\[\]-]*=)([^&#\s'\"`<>]+)"
+)
+_FLYV1 = re.compile(r"\b(FlyV1)\s+[A-Za-z0-9_+/=,.-]+")
+_FLY_MACAROON = re.compile(r"\b(fm[12][ar]?_)[A-Za-z0-9_+/=,.-]+")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{8,})")
+_TOKEN_SHAPES = (
+    re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{20,}"),  # GitHub tokens
+    re.compile(r"\b(github_pat_)[A-Za-z0-9_]{20,}"),  # GitHub fine-grained tokens
+    re.compile(r"\b(glpat-)[A-Za-z0-9_-]{20,}"),  # GitLab
+    re.compile(r"\b(A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA))[A-Z0-9]{12,}\b"),  # AWS access key ids
+    re.compile(r"\b(eyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?"),  # JWTs
+    re.compile(r"\b(xox[abposr]-)[A-Za-z0-9-]{10,}"),  # Slack
+    re.compile(r"\b((?:sk|rk)_(?:live|test)_)[A-Za-z0-9]{10,}"),  # Stripe secret keys
+    re.compile(r"\b(sk-(?:ant-|proj-)?)[A-Za-z0-9_-]{20,}"),  # OpenAI / Anthropic
+    re.compile(r"\b(AIza)[0-9A-Za-z_-]{30,}"),  # Google API keys
+    re.compile(r"\b(npm_)[A-Za-z0-9]{30,}"),  # npm
+)
+_SECRET_FLAG = re.compile(
+    r"(?i)(?<![\w-])(--?[a-z0-9-]*(?:token|password|passwd|secret|api-?key|private-key|access-key)[a-z0-9-]*"
+    r"(?:=|[ \t]+))(?=[^\s-])([^\s'\"`]+)"
+)
+_ASSIGN = re.compile(r"""(?<![\w.$])(["']?)([A-Za-z_][\w.-]*)\1([ \t]*[:=][ \t]*)""")
+_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/=])")
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "secretkey",
+        "credential",
+        "credentials",
+        "authorization",
+    }
+)
+# Parts of a word that name a secret wherever they are (PGPASSWORD, MYSECRET, githubtoken).
+_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential")
+# A key whose last word says what kind of value it holds is not a secret value (SECRET_NAME, TOKEN_URL, ...).
+_NOT_SECRET_LAST = frozenset(
+    {
+        "url",
+        "uri",
+        "host",
+        "hostname",
+        "endpoint",
+        "port",
+        "file",
+        "path",
+        "dir",
+        "name",
+        "names",
+        "id",
+        "ids",
+        "type",
+        "env",
+        "var",
+        "ref",
+        "header",
+        "ttl",
+        "expiry",
+        "expires",
+        "length",
+        "count",
+        "size",
+        "mode",
+        "version",
+    }
+)
+_REFERENCE_VALUE = re.compile(
+    r"""^(?:\$\{\{[^{}]*\}\}|\$\{?[A-Za-z_]\w*\}?|\{\{[^{}]*\}\}|<[^<>]*>|%\([\w.-]+\)s|\*+|REDACTED|"""
+    r"""[\[\]{}|>~-]*|\|-|>-|null|none|true|false)$""",
+    re.I,
+)
+_URL_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+_SPACED_END = re.compile(r"[ \t]+#|$")
+_SHELL_END = re.compile(r"[\s;&|)'\"`]|$")
+# A value already reduced by the rules above ("Bearer REDACTED", "ghp_REDACTED") keeps what is left of it.
+_ALREADY_REDACTED = re.compile(r"^(?:[A-Za-z][\w-]*\s+)?[\w-]*" + REDACTED + r"$")
+_USER_FLAG = re.compile(r"(?<!\S)(-u|--user)([ \t]+|=)([^\s:'\"`]+):([^\s'\"`]+)")
+
+
+def _key_words(key: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
+    return [w for w in re.split(r"[\s_.\-]+", spaced.lower()) if w]
+
+
+def secret_key(key: str) -> bool:
+    """Whether an assignment's key names a secret (PASSWORD, DB_PASS, apiKey, AWS_SECRET_ACCESS_KEY, ...)."""
+    words = _key_words(key)
+    if not words or words[-1] in _NOT_SECRET_LAST:
+        return False
+    return any(w in _SECRET_WORDS or any(part in w for part in _SECRET_PARTS) for w in words) or (
+        "key" in words and len(words) > 1
+    )
+
+
+def _value_span(text: str, start: int, spaced: bool) -> tuple[int, int]:
+    """Start and end of the value that begins at ``start`` (inside the quotes when quoted)."""
+    if start >= len(text):
+        return start, start
+    quote = text[start]
+    if quote in "\"'`":
+        i = start + 1
+        while i < len(text) and text[i] != quote:
+            i += 2 if text[i] == "\\" and quote == '"' else 1
+        return start + 1, min(i, len(text))
+    if spaced:  # YAML / TOML / ini: the rest of the line, up to a comment
+        m = _SPACED_END.search(text, start)
+        end = m.start() if m else len(text)
+        while end > start and text[end - 1] in " \t":
+            end -= 1
+        # a quote that closes around the whole assignment ('Authorization: Basic xyz') is not part of the value
+        while end > start and text[end - 1] in "'\"`" and text[start:end].count(text[end - 1]) % 2 == 1:
+            end -= 1
+        return start, end
+    m = _SHELL_END.search(text, start)
+    return start, m.start() if m else len(text)
+
+
+def _redact_assignments(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    search_from = 0
+    while True:
+        m = _ASSIGN.search(text, search_from)
+        if not m:
+            break
+        search_from = m.end()
+        if not secret_key(m.group(2)):
+            continue
+        sep = m.group(3)
+        start, end = _value_span(text, m.end(), spaced=":" in sep or sep != sep.strip())
+        value = text[start:end].strip()
+        if not value or any(p.match(value) for p in (_REFERENCE_VALUE, _URL_VALUE, _ALREADY_REDACTED)):
+            continue
+        out.append(text[pos:start])
+        out.append(REDACTED)
+        pos = search_from = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _redact_flag(m: re.Match[str]) -> str:
+    value = m.group(2).strip("\"'")
+    return m.group(0) if _REFERENCE_VALUE.match(value) else m.group(1) + REDACTED
+
+
+def _redact_long_token(m: re.Match[str]) -> str:
+    token = m.group(0)
+    classes = (re.search(r"[a-z]", token), re.search(r"[A-Z]", token), re.search(r"[0-9]", token))
+    return REDACTED if all(classes) else token
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` without the credentials it may hold; idempotent (redacting twice changes nothing more).
+
+    Removed: the password of ``scheme://user:password@host``, query parameters named like token/key/secret/
+    password/sig/auth, ``FlyV1 ...`` and ``fm1_``/``fm2_`` macaroons, Bearer/Basic credentials, common token shapes
+    (GitHub, GitLab, AWS access key ids, JWTs, Slack, Stripe, OpenAI, Google, npm), the value of command-line flags
+    and of ``KEY=value`` / ``key: value`` / ``"key": "value"`` assignments whose key names a secret, and long
+    mixed-case base64-like strings. Kept: key names, schemes, users, hosts, app names, variable references
+    (``${{ secrets.X }}``, ``$X``, ``{{ x }}``) and URLs that are assignment values (their credentials removed).
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    text = _shown(text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
+    text = _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _FLYV1.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _FLY_MACAROON.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _AUTH_SCHEME.sub(
+        lambda m: m.group(0) if not re.search(r"[0-9._~+/=-]", m.group(3)) else m.group(1) + m.group(2) + REDACTED,
+        text,
+    )
+    for shape in _TOKEN_SHAPES:
+        text = shape.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _USER_FLAG.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}:{REDACTED}", text)
+    text = _SECRET_FLAG.sub(_redact_flag, text)
+    text = _redact_assignments(text)
+    return _LONG_TOKEN.sub(_redact_long_token, text)
+
+
+def redact_value(value: t.Any) -> t.Any:
+    """Copy of ``value`` with every string (not dict keys) passed through redact_secrets."""
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    return value
+
+
 # --- repository scan -------------------------------------------------------------------------------------
 SCAN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("fly_dev_hostname", re.compile(r"\b((?:[a-z0-9-]+\.)*[a-z0-9-]+\.fly\.dev)\b", re.I)),
@@ -446,18 +661,13 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".v
 
 
 def _is_binary(path: str, sample: int = 8192) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            chunk = handle.read(sample)
-    except OSError:
-        return True
-    if b"\0" in chunk:
-        return True
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start < len(chunk) - 4  # a multi-byte character cut at the sample's end is still text
-    return False
+    """A NUL byte in the first ``sample`` bytes makes a file binary; text that is not UTF-8 is still read.
+
+    Raises OSError when the file cannot be read.
+    """
+    with open(path, "rb") as handle:
+        chunk = handle.read(sample)
+    return b"\0" in chunk
 
 
 def _reference_app(kind: str, value: str) -> str | None:
@@ -479,35 +689,65 @@ def _reference_app(kind: str, value: str) -> str | None:
     return None
 
 
+def _shown(text: str) -> str:
+    """``text`` as valid UTF-8: bytes of a non-UTF-8 file name (surrogate escapes) become U+FFFD."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
+def _reason(exc: OSError) -> str:
+    return f"unreadable: {exc.strerror or exc.__class__.__name__}"
+
+
 def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int = 300) -> dict[str, t.Any]:
-    """Fly references in the given trees: each with file, line, kind, value and the app it names."""
+    """Fly references in the given trees: each with file, line, kind, value and the app it names.
+
+    Nothing raises for what is found in a tree: a file or directory that cannot be read is listed in ``skipped``
+    with the reason ``unreadable: ...`` (the scan is then incomplete), binary files and files larger than
+    ``max_file_size`` with theirs. Texts taken from the files are redacted (redact_secrets).
+    """
     refs: list[dict[str, t.Any]] = []
     skipped: list[dict[str, str]] = []
     fly_tomls: list[dict[str, t.Any]] = []
     files = 0
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing = [_shown(p) for p in paths if not os.path.lexists(p)]
+
+    def walk_error(exc: OSError) -> None:
+        skipped.append({"file": _shown(str(exc.filename)), "reason": _reason(exc)})
+
     for root_path in paths:
-        if not os.path.exists(root_path):
+        if not os.path.lexists(root_path):
             continue
         walker = (
             [(os.path.dirname(root_path), [], [os.path.basename(root_path)])]
-            if os.path.isfile(root_path)
-            else os.walk(root_path)
+            if not os.path.isdir(root_path)
+            else os.walk(root_path, onerror=walk_error)
         )
         for dirpath, dirnames, filenames in walker:
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
             for fname in sorted(filenames):
                 path = os.path.join(dirpath, fname)
                 if os.path.islink(path) or not os.path.isfile(path):
+                    if path == root_path:
+                        kind = "a symbolic link" if os.path.islink(path) else "not a regular file"
+                        skipped.append({"file": _shown(path), "reason": f"{kind}, not read"})
                     continue
-                if os.path.getsize(path) > max_file_size:
-                    skipped.append({"file": path, "reason": f"larger than {max_file_size} bytes"})
-                    continue
-                if _is_binary(path):
-                    skipped.append({"file": path, "reason": "binary"})
+                try:
+                    if os.path.getsize(path) > max_file_size:
+                        skipped.append({"file": _shown(path), "reason": f"larger than {max_file_size} bytes"})
+                        continue
+                    if _is_binary(path):
+                        skipped.append({"file": _shown(path), "reason": "binary"})
+                        continue
+                    found = _scan_file(path, fname, fly_tomls, max_line)
+                except OSError as exc:
+                    skipped.append({"file": _shown(path), "reason": _reason(exc)})
                     continue
                 files += 1
-                refs.extend(_scan_file(path, fname, fly_tomls, max_line))
+                refs.extend(found)
     return {
         "references": refs,
         "fly_tomls": fly_tomls,
@@ -518,8 +758,18 @@ def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int =
     }
 
 
+def unreadable(scan: dict[str, t.Any]) -> list[str]:
+    """Files and directories of a scan that could not be read."""
+    return [
+        str(s.get("file"))
+        for s in scan.get("skipped") or []
+        if isinstance(s, dict) and str(s.get("reason", "")).startswith("unreadable")
+    ]
+
+
 def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_line: int) -> list[dict[str, t.Any]]:
     out: list[dict[str, t.Any]] = []
+    tomls: list[dict[str, t.Any]] = []
     is_toml = fname == "fly.toml" or (fname.startswith("fly.") and fname.endswith(".toml"))
     is_workflow = f"{os.sep}.github{os.sep}workflows{os.sep}" in path
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -529,7 +779,7 @@ def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_lin
             if is_toml:
                 m = _FLY_TOML_APP.match(text)
                 if m:
-                    fly_tomls.append({"file": path, "line": lineno, "app": m.group(1)})
+                    tomls.append({"file": _shown(path), "line": lineno, "app": redact_secrets(m.group(1))})
                     out.append(_ref(path, lineno, "fly_toml_app", m.group(1), text, max_line))
             for kind, pattern in SCAN_PATTERNS:
                 if kind == "flyctl" and not is_workflow:
@@ -543,20 +793,23 @@ def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_lin
                     seen.add((kind, value))
                     out.append(_ref(path, lineno, kind, value, text, max_line))
     if is_toml and not any(r["kind"] == "fly_toml_app" for r in out):
-        fly_tomls.append({"file": path, "line": None, "app": None})
+        tomls.append({"file": _shown(path), "line": None, "app": None})
         out.append(_ref(path, 1, "fly_toml", "", "fly.toml without app =", max_line))
+    fly_tomls.extend(tomls)  # only once the whole file was read
     return out
 
 
 def _ref(path: str, line: int, kind: str, value: str, text: str, max_line: int) -> dict[str, t.Any]:
+    """One reference; ``value`` and ``text`` are redacted (the app is read from the value before)."""
+    shown = _shown(path)
     return {
-        "file": path,
+        "file": shown,
         "line": line,
-        "location": f"{path}:{line}",
+        "location": f"{shown}:{line}",
         "kind": kind,
-        "value": value,
+        "value": redact_secrets(value),
         "app": _reference_app(kind, value) if value else None,
-        "text": text.strip()[:max_line],
+        "text": redact_secrets(text.strip())[:max_line],
     }
 
 
@@ -640,6 +893,9 @@ def judge_app(
         reasons.append("no repository scan (flyio_audit_repo_paths empty or unreadable): references unknown")
     if scan.get("missing_paths"):
         reasons.append(f"repository path(s) not found, scan incomplete: {', '.join(scan['missing_paths'])}")
+    gaps = unreadable(scan)
+    if gaps:
+        reasons.append(f"{len(gaps)} file(s)/director(ies) could not be read, scan incomplete: {', '.join(gaps[:10])}")
     declared = backups.get(name)
     for vol in info.get("volumes") or []:
         backed = (
@@ -750,21 +1006,24 @@ def audit_report(
             info = {**(info or {}), "name": name, "exists": False}
         verdicts.append(judge_app(info, name, scan, probe_by_app.get(name), backups))
     counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in VERDICTS}
-    return {
-        "environment": environment,
-        "run_id": run_id,
-        "written_at": _now(),
-        "api": api,
-        "destroy": destroy,
-        "repo_paths": repo_paths,
-        "apps": by_name,
-        "verdicts": verdicts,
-        "counts": counts,
-        "probes": probes,
-        "scan": scan,
-        "destroyed": destroyed,
-        "skipped_steps": skipped_steps,
-    }
+    # everything that goes into the report and the module's result, redacted (scan texts, URLs, messages)
+    return redact_value(
+        {
+            "environment": environment,
+            "run_id": run_id,
+            "written_at": _now(),
+            "api": api,
+            "destroy": destroy,
+            "repo_paths": repo_paths,
+            "apps": by_name,
+            "verdicts": verdicts,
+            "counts": counts,
+            "probes": probes,
+            "scan": scan,
+            "destroyed": destroyed,
+            "skipped_steps": skipped_steps,
+        }
+    )
 
 
 REPORT_FILES = {"json": "flyio_audit.json", "markdown": "flyio_audit.md"}
@@ -780,7 +1039,8 @@ def scan_for_report(scan: dict[str, t.Any] | None) -> dict[str, t.Any]:
         scan["skipped"] = scan.pop("skipped_files")
     elif not isinstance(scan.get("skipped"), list):
         scan.pop("skipped", None)  # a registered task result's 'skipped: true', not the list of skipped files
-    return {k: scan[k] for k in SCAN_KEYS if k in scan}
+    # a scan result from elsewhere (an older version, a hand-made one) is redacted here as well
+    return redact_value({k: scan[k] for k in SCAN_KEYS if k in scan})
 
 
 def report_paths(directory: str, run_id: str) -> dict[str, str]:
@@ -802,36 +1062,82 @@ def _read_text(path: str) -> str | None:
         raise FlyError(f"cannot read the existing report {path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
+REPORT_MODE = 0o600
+# Modes left as they are on existing report files: nothing beyond owner read/write and group read (0640).
+_REPORT_MODE_ALLOWED = 0o640
+
+
+def _mode_too_open(path: str) -> bool:
+    try:
+        return bool(stat.S_IMODE(os.stat(path).st_mode) & ~_REPORT_MODE_ALLOWED)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise FlyError(f"cannot read the mode of the existing report {path}: {exc.strerror or exc}") from exc
+
+
+def _shown_before(key: str, text: str | None) -> str | None:
+    """An existing report's text for the diff, redacted (a report written by an earlier version may hold secrets)."""
+    if text is None:
+        return None
+    if key == "json":
+        try:
+            return json.dumps(redact_value(json.loads(text)), indent=2, sort_keys=True) + "\n"
+        except ValueError:
+            pass
+    return "\n".join(redact_secrets(line) for line in text.split("\n"))
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``path`` atomically, mode 0600 from the start (a temporary file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, REPORT_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def sync_report(directory: str, run_id: str, doc: dict[str, t.Any], check_mode: bool = False) -> dict[str, t.Any]:
-    """Write the report files unless they already hold the same audit.
+    """Write the report files (mode 0600) unless they already hold the same audit.
 
     ``written_at`` alone does not make a difference: when the files on disk differ from ``doc`` only by it, they
-    are left as they are (and their ``written_at`` is kept). Returns ``paths``, ``changed``, ``doc`` (as on disk
-    afterwards), ``before`` and ``after`` (file texts, None for a file that did not exist). In check mode nothing
-    is written; ``changed`` tells whether it would be.
+    are left as they are (and their ``written_at`` is kept). A file that holds the same audit but whose mode lets
+    more than its owner write or more than owner and group read is set to 0600 (a change). Returns ``paths``,
+    ``changed``, ``doc`` (as on disk afterwards), ``before`` and ``after`` (file texts, None for a file that did
+    not exist; ``before`` redacted). In check mode nothing is written; ``changed`` tells whether it would be.
     """
     paths = report_paths(directory, run_id)
-    before = {key: _read_text(path) for key, path in paths.items()}
+    raw = {key: _read_text(path) for key, path in paths.items()}
+    before = {key: _shown_before(key, text) for key, text in raw.items()}
+    too_open = [path for path in paths.values() if _mode_too_open(path)]
     try:
-        previous = json.loads(before["json"]) if before["json"] is not None else None
+        previous = json.loads(raw["json"]) if raw["json"] is not None else None
     except ValueError:
         previous = None
+    run_dir = os.path.dirname(paths["json"])
     if isinstance(previous, dict) and isinstance(previous.get("written_at"), str):
         kept = {**doc, "written_at": previous["written_at"]}
         texts = report_texts(kept)
-        if texts == before:
-            return {"paths": paths, "changed": False, "doc": kept, "before": before, "after": texts}
+        if texts == raw:
+            if too_open and not check_mode:
+                try:
+                    for path in too_open:
+                        os.chmod(path, REPORT_MODE)
+                except OSError as exc:
+                    raise FlyError(f"cannot set the mode of the report {path}: {exc.strerror or exc}") from exc
+            return {"paths": paths, "changed": bool(too_open), "doc": kept, "before": before, "after": texts}
     texts = report_texts(doc)
-    changed = texts != before
+    changed = texts != raw or bool(too_open)
     if changed and not check_mode:
-        run_dir = os.path.dirname(paths["json"])
         try:
             os.makedirs(run_dir, exist_ok=True)
             for key in ("json", "markdown"):
-                tmp = paths[key] + ".tmp"
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    handle.write(texts[key])
-                os.replace(tmp, paths[key])
+                _write_private(paths[key], texts[key])
         except OSError as exc:
             raise FlyError(f"cannot write the report under {run_dir}: {exc.strerror or exc}") from exc
     return {"paths": paths, "changed": changed, "doc": doc, "before": before, "after": texts}

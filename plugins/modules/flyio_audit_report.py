@@ -18,10 +18,15 @@ description:
   - V(safe to destroy) - the app exists and nothing below holds.
   - V(blocked), with every reason that applies - no API evidence (O(infos) not given) or the token may not read the
     app (403); a machine is C(started); C(<app>.fly.dev) answers HTTP with a status below 500; references to the app
-    remain; no scan was run or a scanned path does not exist; a volume has no declared backup.
-  - With O(directory), writes C(flyio_audit.json) and C(flyio_audit.md) under O(directory)/O(run_id)/. Files that
-    already hold the same audit are left alone (C(changed=false)); the time the report was written does not count
-    as a difference, so the earlier C(written_at) is kept.
+    remain; no scan was run, a scanned path does not exist or a file or directory could not be read; a volume has
+    no declared backup.
+  - Every text that goes into the verdicts and the report is redacted as M(sophia.migrate.flyio_repo_scan) redacts
+    its references (credentials in URLs, tokens, secret assignments), also when O(scan) comes from elsewhere.
+  - With O(directory), writes C(flyio_audit.json) and C(flyio_audit.md) under O(directory)/O(run_id)/, mode
+    C(0600) (a temporary file in the same directory, created 0600, then renamed). Files that already hold the same
+    audit are left alone (C(changed=false)); the time the report was written does not count as a difference, so the
+    earlier C(written_at) is kept. An existing file whose mode allows more than C(0640) is set to C(0600)
+    (C(changed=true)).
   - Without O(directory), only computes and returns the verdicts; never changes anything.
 author:
   - Sophia Platform Team (@sophia-ai)
@@ -35,7 +40,7 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Before and after texts of the two report files (only with O(directory)).
+      - Before and after texts of the two report files (only with O(directory)); the before text is redacted too.
 options:
   apps:
     description:
