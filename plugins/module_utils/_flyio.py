@@ -118,8 +118,20 @@ class FlyClient:
             text = text.replace(self._token, "********")
         return text
 
-    def _call(self, what: str, method: str, path: str, expected: t.Iterable[int] = (200,), **kwargs: t.Any) -> t.Any:
-        """JSON answer of one call; 404 -> None when 404 is expected; 401/403 and others -> FlyError."""
+    def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        expected: t.Iterable[int] = (200,),
+        fly_404: bool = False,
+        **kwargs: t.Any,
+    ) -> t.Any:
+        """JSON answer of one call; 404 -> None when 404 is expected; 401/403 and others -> FlyError.
+
+        With ``fly_404``, a 404 counts only when its body is the Fly API's ``ErrorResponse`` (a JSON object with an
+        ``error`` text): any other 404 (a proxy's page, a wrong ``api_url``) is a FlyError, never "not found".
+        """
         expected = tuple(expected)
         try:
             response = self.http.request(method, path, expected=expected, **kwargs)
@@ -133,6 +145,15 @@ class FlyClient:
                 raise FlyError(f"{msg} (still rate limited after {self.http.retries} retries)", 429) from None
             raise FlyError(msg, exc.status) from None
         if response.status_code == 404:
+            if fly_404 and not fly_error_body(response.content):
+                excerpt = " ".join(response.text.split())[:120]
+                raise FlyError(
+                    self._scrub(
+                        f"{what}: {method} {self.http.url(path)}: HTTP 404 with a body that is not a Fly API error "
+                        f"({excerpt!r}): the answer may not come from the Fly Machines API (check api_url)"
+                    ),
+                    404,
+                )
             return None
         if not response.content:
             return {}
@@ -182,7 +203,7 @@ class FlyClient:
 
     def get_app(self, name: str) -> dict[str, t.Any] | None:
         what = f"read app '{name}'"
-        data = self._call(what, "GET", f"/apps/{_q(name)}", expected=(200, 404))
+        data = self._call(what, "GET", f"/apps/{_q(name)}", expected=(200, 404), fly_404=True)
         if data is None:
             return None
         data = self._expect(what, data, dict)
@@ -222,17 +243,30 @@ class FlyClient:
             )
         return out
 
-    def list_volumes(self, name: str) -> list[dict[str, t.Any]] | None:
+    def list_volumes(self, name: str) -> list[dict[str, t.Any]]:
+        """The app's volumes, from a 200 answer whose body is a list of Volume objects (OpenAPI Volumes_list).
+
+        Anything else raises FlyError - a 404 whatever its body (the app exists, so its volumes are unknown, not
+        absent), an error status, a body that is not a JSON list, a volume that breaks the document's ``Volume``
+        schema or has no ``id`` (it could not be named in a backup declaration).
+        """
         what = f"list volumes of app '{name}'"
-        data = self._call(what, "GET", f"/apps/{_q(name)}/volumes", expected=(200, 404))
+        path = f"/apps/{_q(name)}/volumes"
+        data = self._call(what, "GET", path, expected=(200, 404))
         if data is None:
-            return None
+            raise FlyError(
+                f"{what}: GET {self.http.url(path)} answered HTTP 404: the volumes are unknown, not absent", 404
+            )
+        if not isinstance(data, list):
+            raise FlyError(f"{what}: malformed answer from the API: expected a list of volumes, got {_shape(data)}")
         out = []
-        for raw in self._expect(what, data, list):
-            v = self._expect(what, raw, dict)
+        for i, v in enumerate(data):
+            problem = volume_problem(v)
+            if problem:
+                raise FlyError(f"{what}: malformed answer from the API: volume {i}: {problem} ({_shape(v)})")
             out.append(
                 {
-                    "id": v.get("id"),
+                    "id": v["id"],
                     "name": v.get("name"),
                     "size_gb": v.get("size_gb"),
                     "state": v.get("state"),
@@ -335,7 +369,16 @@ class FlyClient:
         if "machines" in include:
             info["machines"] = self.list_machines(name) or []
         if "volumes" in include:
-            info["volumes"] = self.list_volumes(name) or []
+            try:
+                info["volumes"] = self.list_volumes(name)
+            except FlyError as exc:
+                if exc.status == 401:
+                    raise
+                info["volumes"] = None
+                info["incomplete"].append(f"volumes: {exc}")
+        else:
+            info["volumes"] = None
+            info["incomplete"].append("volumes: not requested (include)")
         if "certificates" in include:
             try:
                 certs = self.list_certificates(name)
@@ -343,7 +386,7 @@ class FlyClient:
                 certs, info["incomplete"] = None, [*info["incomplete"], f"certificates: {exc}"]
             if certs is None:
                 info["certificates"] = None
-                if not info["incomplete"]:
+                if not any(i.startswith("certificates:") for i in info["incomplete"]):
                     info["incomplete"].append("certificates: endpoint not available on this API (404)")
             else:
                 info["certificates"] = certs
@@ -357,8 +400,9 @@ class FlyClient:
                 info["incomplete"].append(f"ips/secrets: {exc}")
         info["machine_count"] = len(info["machines"])
         info["started_machines"] = sum(1 for m in info["machines"] if m.get("state") == "started")
-        info["volume_count"] = len(info["volumes"])
-        info["volume_total_gb"] = sum(int(v.get("size_gb") or 0) for v in info["volumes"])
+        vols = info["volumes"]
+        info["volume_count"] = len(vols) if vols is not None else None
+        info["volume_total_gb"] = sum(v.get("size_gb") or 0 for v in vols) if vols is not None else None
         return info
 
     def wait_gone(
@@ -385,6 +429,91 @@ def _shape(value: t.Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+# The Volume schema of the Machines OpenAPI document (specs/fly-machines-openapi-2024-01.yaml,
+# components.schemas.Volume): property -> JSON type. A unit test keeps it equal to the document.
+VOLUME_PROPERTIES: dict[str, str] = {
+    "attached_alloc_id": "string",
+    "attached_machine_id": "string",
+    "block_size": "integer",
+    "blocks": "integer",
+    "blocks_avail": "integer",
+    "blocks_free": "integer",
+    "created_at": "string",
+    "encrypted": "boolean",
+    "fstype": "string",
+    "id": "string",
+    "name": "string",
+    "region": "string",
+    "size_gb": "integer",
+    "snapshot_retention": "integer",
+    "state": "string",
+    "zone": "string",
+}
+_JSON_TYPES: dict[str, t.Callable[[t.Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def volume_problem(value: t.Any) -> str | None:
+    """Why ``value`` is not a Volume of the OpenAPI document with an id, or None when it is one."""
+    if not isinstance(value, dict):
+        return "not an object"
+    for key, kind in VOLUME_PROPERTIES.items():
+        if key in value and not _JSON_TYPES[kind](value[key]):
+            return f"'{key}' is not a{'n' if kind == 'integer' else ''} {kind}"
+    if not value.get("id"):
+        return "no 'id'"
+    return None
+
+
+def fly_error_body(content: bytes) -> bool:
+    """Whether an error answer's body is the Fly API's ErrorResponse: a JSON object with an ``error`` text."""
+    try:
+        body = json.loads(content or b"")
+    except ValueError:
+        return False
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str) or not body["error"].strip():
+        return False
+    return isinstance(body.get("status", ""), str) and isinstance(body.get("details", {}), dict)
+
+
+def backup_names(declared: t.Any) -> set[str]:
+    """Volume ids/names a backup declaration names: a list of them, or a dict of them -> where the data went.
+
+    Free text and ``true`` name no volume (they only say that something was saved somewhere).
+    """
+    if isinstance(declared, (list, tuple)):
+        return {str(x).strip() for x in declared if isinstance(x, str) and x.strip()}
+    if isinstance(declared, dict):
+        return {str(k).strip() for k, v in declared.items() if isinstance(v, str) and v.strip() and str(k).strip()}
+    return set()
+
+
+def backup_declaration_problem(declared: t.Any) -> str | None:
+    """Why a backup declaration is malformed (None when it is usable): see backup_names for the forms."""
+    if declared is None or declared is True or declared is False or isinstance(declared, str):
+        return None
+    if isinstance(declared, (list, tuple)):
+        bad = [x for x in declared if not isinstance(x, str) or not x.strip()]
+        return f"the list must hold volume ids or names (text), got {bad[0]!r}" if bad else None
+    if isinstance(declared, dict):
+        for key, where in declared.items():
+            if not isinstance(key, str) or not key.strip():
+                return f"a key must be a volume id or name, got {key!r}"
+            if not isinstance(where, str) or not where.strip():
+                return f"volume {key}: say where its data was saved (a non-empty text), got {where!r}"
+        return None
+    return f"must be a list of volume ids/names or a dict volume -> where its data was saved, got {declared!r}"
+
+
+def volumes_not_backed_up(volumes: list[dict[str, t.Any]], declared: t.Any) -> list[dict[str, t.Any]]:
+    """The volumes whose id or name the declaration does not name."""
+    named = backup_names(declared)
+    return [v for v in volumes if v.get("id") not in named and (v.get("name") or None) not in named]
+
+
 def gather(client: FlyClient, apps: list[str], org: str | None, include: t.Iterable[str]) -> dict[str, t.Any]:
     """Info for the org's apps and the named apps (in that order, without duplicates)."""
     names: list[str] = []
@@ -405,6 +534,7 @@ def gather(client: FlyClient, apps: list[str], org: str | None, include: t.Itera
 
 
 def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What deleting the app destroys, as far as it is known (``unknown`` lists the gaps, volumes included)."""
     vols = info.get("volumes") or []
     return {
         "machines": len(info.get("machines") or []),
@@ -897,15 +1027,19 @@ def judge_app(
     if gaps:
         reasons.append(f"{len(gaps)} file(s)/director(ies) could not be read, scan incomplete: {', '.join(gaps[:10])}")
     declared = backups.get(name)
-    for vol in info.get("volumes") or []:
-        backed = (
-            declared is True
-            or (isinstance(declared, (list, tuple)) and (vol.get("id") in declared or vol.get("name") in declared))
-            or (isinstance(declared, str) and declared.strip() != "")
+    volumes = info.get("volumes")
+    if not isinstance(volumes, list):
+        gap = next((g for g in info.get("incomplete") or [] if str(g).startswith("volumes:")), "")
+        reasons.append(
+            "the volumes could not be listed, so none can be ruled out"
+            + (f" ({gap[len('volumes:') :].strip()})" if gap else "")
         )
-        if not backed:
+    else:
+        vague = "" if not (declared is True or isinstance(declared, str)) else " (a text or true names no volume)"
+        for vol in volumes_not_backed_up(volumes, declared):
             reasons.append(
-                f"volume {vol.get('id')} ({vol.get('name')}, {vol.get('size_gb')} GB) has no declared backup"
+                f"volume {vol.get('id')} ({vol.get('name')}, {vol.get('size_gb')} GB) has no declared backup: "
+                f"name it by id or name in the app's backups{vague}"
             )
     for gap in info.get("incomplete") or []:
         notes.append(f"not known: {gap}")
@@ -934,8 +1068,12 @@ def render_markdown(doc: dict[str, t.Any]) -> str:
     ]
     for v in doc["verdicts"]:
         info = doc["apps"].get(v["app"]) or {}
-        vols = info.get("volumes") or []
-        vol_text = ", ".join(f"{x.get('name')} {x.get('size_gb')} GB" for x in vols) or "-"
+        vols = info.get("volumes")
+        vol_text = (
+            "unknown"
+            if vols is None and info.get("exists")
+            else ", ".join(f"{x.get('id')} {x.get('name')} {x.get('size_gb')} GB" for x in vols or []) or "-"
+        )
         certs = info.get("certificates")
         ips = info.get("ips")
         cert_text = (

@@ -18,8 +18,9 @@ description:
   - V(safe to destroy) - the app exists and nothing below holds.
   - V(blocked), with every reason that applies - no API evidence (O(infos) not given) or the token may not read the
     app (403); a machine is C(started); C(<app>.fly.dev) answers HTTP with a status below 500; references to the app
-    remain; no scan was run, a scanned path does not exist or a file or directory could not be read; a volume has
-    no declared backup.
+    remain; no scan was run, a scanned path does not exist or a file or directory could not be read; the app's
+    volumes could not be listed (RV(sophia.migrate.flyio_app_info#module:apps[].volumes) is null); a volume is not
+    named in O(backups).
   - Every text that goes into the verdicts and the report is redacted as M(sophia.migrate.flyio_repo_scan) redacts
     its references (credentials in URLs, tokens, secret assignments), also when O(scan) comes from elsewhere.
   - With O(directory), writes C(flyio_audit.json) and C(flyio_audit.md) under O(directory)/O(run_id)/, mode
@@ -79,8 +80,10 @@ options:
     default: []
   backups:
     description:
-      - Declared backups - app name to where its volume data was saved (a non-empty text), V(true), or a list of
-        the backed-up volume ids or names. An app with a volume that has no declared backup is V(blocked).
+      - Declared backups - app name to the list of its backed-up volume ids or names, or to a dict of volume id or
+        name to where that volume's data was saved (a non-empty text).
+      - An app with a volume that the declaration does not name is V(blocked). Free text or V(true) names no volume
+        (it is accepted, and not needed, for an app without volumes).
     type: dict
     default: {}
   destroyed:
@@ -141,7 +144,8 @@ EXAMPLES = r"""
     infos: "{{ fly.apps }}"
     scan: "{{ fly_refs }}"
     backups:
-      sophiaai-jobs-v2: /var/backups/sophia/fly/jobs_data.tar.gz
+      sophiaai-jobs-v2:
+        vol_jobs0001: /var/backups/sophia/fly/jobs_data.tar.gz
   register: audit
 
 - name: Safe to destroy
@@ -190,7 +194,8 @@ verdicts:
   sample:
     - app: sophiaai-jobs-v2
       verdict: blocked
-      reasons: ["volume vol_jobs0001 (jobs_data, 10 GB) has no declared backup"]
+      reasons:
+        - "volume vol_jobs0001 (jobs_data, 10 GB) has no declared backup: name it by id or name in the app's backups"
       notes: []
       references: []
 counts:
@@ -281,11 +286,9 @@ def validate(p: dict) -> list[str]:
             )
             break
     for app, declared in p["backups"].items():
-        if not (declared is True or isinstance(declared, (str, list))):
-            errors.append(
-                f"option 'backups': {app}: must be where the data was saved (text), true, or a list of volume "
-                f"ids/names, got {declared!r}"
-            )
+        problem = _flyio.backup_declaration_problem(declared)
+        if problem:
+            errors.append(f"option 'backups': {app}: {problem}")
     run_id = p["run_id"]
     if not run_id or run_id in (".", "..") or "/" in run_id or os.sep in run_id or "\0" in run_id:
         errors.append(f"option 'run_id': must be a single directory name, got {run_id!r}")
