@@ -80,7 +80,51 @@ def auth_header(token: str) -> str:
 
 
 def valid_app_name(name: str) -> bool:
-    return bool(_APP_NAME.match(name or ""))
+    return isinstance(name, str) and bool(_APP_NAME.match(name or ""))
+
+
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$")
+
+
+def token_problem(token: t.Any) -> str | None:
+    """Why a token cannot be sent in an Authorization header (never quoting it), or None."""
+    if not isinstance(token, str) or not token.strip():
+        return "api_token: no token given (set api_token or FLY_API_TOKEN)"
+    if not _HEADER_SAFE.match(token.strip()):
+        return (
+            "api_token: the token holds a line break, a control character or a non-ASCII character, which an HTTP "
+            "header cannot carry (the value is not shown)"
+        )
+    return None
+
+
+def url_secrets(url: t.Any) -> set[str]:
+    """The credentials a URL carries (userinfo password, secret-named query values), to be masked in any output."""
+    if not isinstance(url, str):
+        return set()
+    found = {m.group(3) for m in _URL_USERINFO.finditer(url)} | {m.group(2) for m in _SECRET_PARAM.finditer(url)}
+    return {value for value in found if value and value != REDACTED}
+
+
+def url_problem(option: str, url: t.Any) -> str | None:
+    """Why ``url`` is not a usable http(s) URL for ``option`` (credentials redacted from the message), or None."""
+    shown = redact_secrets(str(url))
+    if not isinstance(url, str) or not url.strip():
+        return f"{option}: empty"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return f"{option}: {shown!r} holds a space or a control character"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{option}: {shown!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{option}: {shown!r} must start with https:// (or http:// for a local stand-in)"
+    if not parts.hostname:
+        return f"{option}: {shown!r} has no host"
+    if port == 0:
+        return f"{option}: {shown!r} has port 0"
+    return None
 
 
 class FlyClient:
@@ -97,7 +141,21 @@ class FlyClient:
         backoff: float = 1.0,
         sleep: t.Callable[[float], None] = time.sleep,
     ):
-        self._token = (token or "").strip()
+        problems = [
+            p
+            for p in (
+                token_problem(token),
+                url_problem("api_url", api_url),
+                url_problem("graphql_url", graphql_url),
+                None if _number(timeout) and timeout > 0 else f"timeout: must be a positive number, got {timeout!r}",
+                None if _number(retries) and retries >= 0 else f"retries: must be 0 or more, got {retries!r}",
+                None if _number(backoff) and backoff >= 0 else f"backoff: must be 0 or more, got {backoff!r}",
+            )
+            if p
+        ]
+        if problems:
+            raise FlyError("; ".join(f"option '{p.split(':', 1)[0]}':{p.split(':', 1)[1]}" for p in problems))
+        self._token = token.strip()
         headers = {"Authorization": auth_header(token), "Accept": "application/json"}
         try:
             self.http = HttpClient(
@@ -112,6 +170,21 @@ class FlyClient:
         except HttpError as exc:
             raise FlyError(str(exc)) from exc
         self.graphql_url = graphql_url
+
+    def _send(self, what: str, method: str, path: str, expected: tuple[int, ...], **kwargs: t.Any) -> t.Any:
+        """HttpClient.request; a request that cannot even be built (bad URL, header) is a FlyError, not a crash."""
+        try:
+            return self.http.request(method, path, expected=expected, **kwargs)
+        except HttpError:
+            raise
+        except ValueError as exc:  # requests' InvalidURL, MissingSchema, InvalidSchema, InvalidHeader; encodings
+            detail = "" if "header" in str(exc).lower() or isinstance(exc, UnicodeError) else f": {exc}"
+            raise FlyError(
+                self._scrub(
+                    f"{what}: {method} {redact_secrets(self.http.url(path))}: the request could not be sent "
+                    f"({type(exc).__name__}{detail})"
+                )
+            ) from None
 
     def _scrub(self, text: str) -> str:
         if self._token and self._token in text:
@@ -134,7 +207,7 @@ class FlyClient:
         """
         expected = tuple(expected)
         try:
-            response = self.http.request(method, path, expected=expected, **kwargs)
+            response = self._send(what, method, path, expected, **kwargs)
         except HttpError as exc:
             msg = self._scrub(f"{what}: {exc}")
             if exc.status == 401:
@@ -304,7 +377,7 @@ class FlyClient:
         what = f"delete app '{name}'"
         path = f"/apps/{_q(name)}" + ("?force=true" if force else "")
         try:
-            response = self.http.request("DELETE", path, expected=(200, 202, 204, 404))
+            response = self._send(what, "DELETE", path, (200, 202, 204, 404))
         except HttpError as exc:
             msg = self._scrub(f"{what}: {exc}")
             if exc.status == 403:
@@ -418,6 +491,10 @@ class FlyClient:
             if clock() >= deadline:
                 return False, polls
             self.http.sleep(interval)
+
+
+def _number(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _q(name: str) -> str:

@@ -361,11 +361,18 @@ def main() -> None:
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
+    # credentials in a URL are masked wherever the module's result would show them (invocation included)
+    module.no_log_values.update(_flyio.url_secrets(p["api_url"]) | _flyio.url_secrets(p["graphql_url"]))
     if not _flyio.valid_app_name(p["name"]):
-        module.fail_json(msg=f"flyio_app: option 'name': '{p['name']}' is not a Fly app name")
-    problem = _flyio.backup_declaration_problem(p["backup"])
-    if problem:
-        module.fail_json(msg=f"flyio_app: option 'backup': {problem}; nothing was deleted", changed=False)
+        module.fail_json(msg=f"flyio_app: option 'name': '{p['name']}' is not a Fly app name", changed=False)
+    problems = [
+        f"option 'backup': {problem}" for problem in [_flyio.backup_declaration_problem(p["backup"])] if problem
+    ]
+    for option in ("wait_timeout", "poll_interval"):
+        if p[option] < 0:
+            problems.append(f"option '{option}': must be 0 or more seconds, got {p[option]}")
+    if problems:
+        module.fail_json(msg=f"flyio_app: {'; '.join(problems)}; nothing was deleted", changed=False)
     if p["confirm"] != p["name"]:
         module.fail_json(
             msg=f"flyio_app: refusing to delete '{p['name']}': option 'confirm' must be exactly the app "
@@ -388,7 +395,8 @@ def main() -> None:
     except _Refused as exc:
         module.fail_json(msg=f"flyio_app: {exc}", **{**exc.result, "changed": False})
     except _flyio.FlyError as exc:
-        module.fail_json(msg=f"flyio_app: {exc}", changed=False)
+        msg = str(exc) if "nothing was deleted" in str(exc) else f"{exc}; nothing was deleted"
+        module.fail_json(msg=f"flyio_app: {msg}", changed=False)
     module.exit_json(**result)
 
 

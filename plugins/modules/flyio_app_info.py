@@ -185,7 +185,7 @@ forbidden:
   type: list
   elements: str
 api_url:
-  description: The Machines API base URL that was asked.
+  description: The Machines API base URL that was asked (credentials it may carry redacted).
   returned: always
   type: str
 """
@@ -218,6 +218,9 @@ def main() -> None:
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
+    # credentials in a URL are masked wherever the module's result would show them (invocation included)
+    module.no_log_values.update(_flyio.url_secrets(p["api_url"]) | _flyio.url_secrets(p["graphql_url"]))
+    shown_url = _flyio.redact_secrets(p["api_url"])
     bad = [a for a in p["apps"] if not _flyio.valid_app_name(a)]
     if bad:
         module.fail_json(msg=f"flyio_app_info: option 'apps': not a Fly app name: {', '.join(bad)}")
@@ -233,8 +236,8 @@ def main() -> None:
         )
         result = _flyio.gather(client, p["apps"], p["org"], p["include"])
     except _flyio.FlyError as exc:
-        module.fail_json(msg=f"flyio_app_info: {exc}", api_url=p["api_url"])
-    module.exit_json(changed=False, api_url=p["api_url"], **result)
+        module.fail_json(msg=f"flyio_app_info: {exc}", api_url=shown_url)
+    module.exit_json(changed=False, api_url=shown_url, **result)
 
 
 if __name__ == "__main__":

@@ -249,6 +249,15 @@ ARGUMENT_SPEC = {
     "repo_paths": {"type": "list", "elements": "str", "default": []},
 }
 REFERENCE_KEYS = ("file", "line", "location", "kind", "value")
+# What each entry of 'infos' holds when it is a flyio_app_info result: list -> type of its items (null allowed).
+INFO_LISTS = {
+    "machines": dict,
+    "volumes": dict,
+    "certificates": dict,
+    "ips": dict,
+    "secret_names": str,
+    "incomplete": str,
+}
 
 
 def validate(p: dict) -> list[str]:
@@ -262,6 +271,14 @@ def validate(p: dict) -> list[str]:
             errors.append(
                 f"option 'infos': entry {i} has no 'name' (pass the 'apps' result of sophia.migrate.flyio_app_info)"
             )
+            continue
+        for key, kind in INFO_LISTS.items():
+            value = info.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(x, kind) for x in value)):
+                errors.append(
+                    f"option 'infos': {info['name']}: '{key}' must be a list of "
+                    f"{'objects' if kind is dict else 'texts'} or null, got {value!r:.80}"
+                )
     scan = p["scan"]
     refs = scan.get("references", [])
     if not isinstance(refs, list):
@@ -285,6 +302,13 @@ def validate(p: dict) -> list[str]:
                 f"option 'dns_results': entry {i} has no 'host' (pass the results of sophia.migrate.dns_check)"
             )
             break
+        for key in ("addresses", "errors"):
+            value = d.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
+                errors.append(f"option 'dns_results': {d['host']}: '{key}' must be a list of texts, got {value!r:.80}")
+    for i, d in enumerate(p["destroyed"]):
+        if d.get("name") is not None and not isinstance(d["name"], str):
+            errors.append(f"option 'destroyed': entry {i}: 'name' must be an app name, got {d['name']!r:.80}")
     for app, declared in p["backups"].items():
         problem = _flyio.backup_declaration_problem(declared)
         if problem:
@@ -294,6 +318,8 @@ def validate(p: dict) -> list[str]:
         errors.append(f"option 'run_id': must be a single directory name, got {run_id!r}")
     if p["directory"] is not None and not p["directory"].strip():
         errors.append("option 'directory': empty; leave it unset to write no file")
+    elif p["directory"] is not None and "\0" in p["directory"]:
+        errors.append(f"option 'directory': holds a NUL character, got {p['directory']!r}")
     return errors
 
 
