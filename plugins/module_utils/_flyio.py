@@ -16,10 +16,13 @@ scheme, anything else is a ``Bearer`` token. The token is never part of a messag
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
+import stat
+import tempfile
 import time
 import typing as t
 import urllib.parse
@@ -77,7 +80,51 @@ def auth_header(token: str) -> str:
 
 
 def valid_app_name(name: str) -> bool:
-    return bool(_APP_NAME.match(name or ""))
+    return isinstance(name, str) and bool(_APP_NAME.match(name or ""))
+
+
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$")
+
+
+def token_problem(token: t.Any) -> str | None:
+    """Why a token cannot be sent in an Authorization header (never quoting it), or None."""
+    if not isinstance(token, str) or not token.strip():
+        return "api_token: no token given (set api_token or FLY_API_TOKEN)"
+    if not _HEADER_SAFE.match(token.strip()):
+        return (
+            "api_token: the token holds a line break, a control character or a non-ASCII character, which an HTTP "
+            "header cannot carry (the value is not shown)"
+        )
+    return None
+
+
+def url_secrets(url: t.Any) -> set[str]:
+    """The credentials a URL carries (userinfo password, secret-named query values), to be masked in any output."""
+    if not isinstance(url, str):
+        return set()
+    found = {m.group(3) for m in _URL_USERINFO.finditer(url)} | {m.group(2) for m in _SECRET_PARAM.finditer(url)}
+    return {value for value in found if value and value != REDACTED}
+
+
+def url_problem(option: str, url: t.Any) -> str | None:
+    """Why ``url`` is not a usable http(s) URL for ``option`` (credentials redacted from the message), or None."""
+    shown = redact_secrets(str(url))
+    if not isinstance(url, str) or not url.strip():
+        return f"{option}: empty"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return f"{option}: {shown!r} holds a space or a control character"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{option}: {shown!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{option}: {shown!r} must start with https:// (or http:// for a local stand-in)"
+    if not parts.hostname:
+        return f"{option}: {shown!r} has no host"
+    if port == 0:
+        return f"{option}: {shown!r} has port 0"
+    return None
 
 
 class FlyClient:
@@ -94,7 +141,21 @@ class FlyClient:
         backoff: float = 1.0,
         sleep: t.Callable[[float], None] = time.sleep,
     ):
-        self._token = (token or "").strip()
+        problems = [
+            p
+            for p in (
+                token_problem(token),
+                url_problem("api_url", api_url),
+                url_problem("graphql_url", graphql_url),
+                None if _number(timeout) and timeout > 0 else f"timeout: must be a positive number, got {timeout!r}",
+                None if _number(retries) and retries >= 0 else f"retries: must be 0 or more, got {retries!r}",
+                None if _number(backoff) and backoff >= 0 else f"backoff: must be 0 or more, got {backoff!r}",
+            )
+            if p
+        ]
+        if problems:
+            raise FlyError("; ".join(f"option '{p.split(':', 1)[0]}':{p.split(':', 1)[1]}" for p in problems))
+        self._token = token.strip()
         headers = {"Authorization": auth_header(token), "Accept": "application/json"}
         try:
             self.http = HttpClient(
@@ -110,16 +171,43 @@ class FlyClient:
             raise FlyError(str(exc)) from exc
         self.graphql_url = graphql_url
 
+    def _send(self, what: str, method: str, path: str, expected: tuple[int, ...], **kwargs: t.Any) -> t.Any:
+        """HttpClient.request; a request that cannot even be built (bad URL, header) is a FlyError, not a crash."""
+        try:
+            return self.http.request(method, path, expected=expected, **kwargs)
+        except HttpError:
+            raise
+        except ValueError as exc:  # requests' InvalidURL, MissingSchema, InvalidSchema, InvalidHeader; encodings
+            detail = "" if "header" in str(exc).lower() or isinstance(exc, UnicodeError) else f": {exc}"
+            raise FlyError(
+                self._scrub(
+                    f"{what}: {method} {redact_secrets(self.http.url(path))}: the request could not be sent "
+                    f"({type(exc).__name__}{detail})"
+                )
+            ) from None
+
     def _scrub(self, text: str) -> str:
         if self._token and self._token in text:
             text = text.replace(self._token, "********")
         return text
 
-    def _call(self, what: str, method: str, path: str, expected: t.Iterable[int] = (200,), **kwargs: t.Any) -> t.Any:
-        """JSON answer of one call; 404 -> None when 404 is expected; 401/403 and others -> FlyError."""
+    def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        expected: t.Iterable[int] = (200,),
+        fly_404: bool = False,
+        **kwargs: t.Any,
+    ) -> t.Any:
+        """JSON answer of one call; 404 -> None when 404 is expected; 401/403 and others -> FlyError.
+
+        With ``fly_404``, a 404 counts only when its body is the Fly API's ``ErrorResponse`` (a JSON object with an
+        ``error`` text): any other 404 (a proxy's page, a wrong ``api_url``) is a FlyError, never "not found".
+        """
         expected = tuple(expected)
         try:
-            response = self.http.request(method, path, expected=expected, **kwargs)
+            response = self._send(what, method, path, expected, **kwargs)
         except HttpError as exc:
             msg = self._scrub(f"{what}: {exc}")
             if exc.status == 401:
@@ -130,6 +218,15 @@ class FlyClient:
                 raise FlyError(f"{msg} (still rate limited after {self.http.retries} retries)", 429) from None
             raise FlyError(msg, exc.status) from None
         if response.status_code == 404:
+            if fly_404 and not fly_error_body(response.content):
+                excerpt = " ".join(response.text.split())[:120]
+                raise FlyError(
+                    self._scrub(
+                        f"{what}: {method} {self.http.url(path)}: HTTP 404 with a body that is not a Fly API error "
+                        f"({excerpt!r}): the answer may not come from the Fly Machines API (check api_url)"
+                    ),
+                    404,
+                )
             return None
         if not response.content:
             return {}
@@ -179,7 +276,7 @@ class FlyClient:
 
     def get_app(self, name: str) -> dict[str, t.Any] | None:
         what = f"read app '{name}'"
-        data = self._call(what, "GET", f"/apps/{_q(name)}", expected=(200, 404))
+        data = self._call(what, "GET", f"/apps/{_q(name)}", expected=(200, 404), fly_404=True)
         if data is None:
             return None
         data = self._expect(what, data, dict)
@@ -219,17 +316,30 @@ class FlyClient:
             )
         return out
 
-    def list_volumes(self, name: str) -> list[dict[str, t.Any]] | None:
+    def list_volumes(self, name: str) -> list[dict[str, t.Any]]:
+        """The app's volumes, from a 200 answer whose body is a list of Volume objects (OpenAPI Volumes_list).
+
+        Anything else raises FlyError - a 404 whatever its body (the app exists, so its volumes are unknown, not
+        absent), an error status, a body that is not a JSON list, a volume that breaks the document's ``Volume``
+        schema or has no ``id`` (it could not be named in a backup declaration).
+        """
         what = f"list volumes of app '{name}'"
-        data = self._call(what, "GET", f"/apps/{_q(name)}/volumes", expected=(200, 404))
+        path = f"/apps/{_q(name)}/volumes"
+        data = self._call(what, "GET", path, expected=(200, 404))
         if data is None:
-            return None
+            raise FlyError(
+                f"{what}: GET {self.http.url(path)} answered HTTP 404: the volumes are unknown, not absent", 404
+            )
+        if not isinstance(data, list):
+            raise FlyError(f"{what}: malformed answer from the API: expected a list of volumes, got {_shape(data)}")
         out = []
-        for raw in self._expect(what, data, list):
-            v = self._expect(what, raw, dict)
+        for i, v in enumerate(data):
+            problem = volume_problem(v)
+            if problem:
+                raise FlyError(f"{what}: malformed answer from the API: volume {i}: {problem} ({_shape(v)})")
             out.append(
                 {
-                    "id": v.get("id"),
+                    "id": v["id"],
                     "name": v.get("name"),
                     "size_gb": v.get("size_gb"),
                     "state": v.get("state"),
@@ -267,7 +377,7 @@ class FlyClient:
         what = f"delete app '{name}'"
         path = f"/apps/{_q(name)}" + ("?force=true" if force else "")
         try:
-            response = self.http.request("DELETE", path, expected=(200, 202, 204, 404))
+            response = self._send(what, "DELETE", path, (200, 202, 204, 404))
         except HttpError as exc:
             msg = self._scrub(f"{what}: {exc}")
             if exc.status == 403:
@@ -332,7 +442,16 @@ class FlyClient:
         if "machines" in include:
             info["machines"] = self.list_machines(name) or []
         if "volumes" in include:
-            info["volumes"] = self.list_volumes(name) or []
+            try:
+                info["volumes"] = self.list_volumes(name)
+            except FlyError as exc:
+                if exc.status == 401:
+                    raise
+                info["volumes"] = None
+                info["incomplete"].append(f"volumes: {exc}")
+        else:
+            info["volumes"] = None
+            info["incomplete"].append("volumes: not requested (include)")
         if "certificates" in include:
             try:
                 certs = self.list_certificates(name)
@@ -340,7 +459,7 @@ class FlyClient:
                 certs, info["incomplete"] = None, [*info["incomplete"], f"certificates: {exc}"]
             if certs is None:
                 info["certificates"] = None
-                if not info["incomplete"]:
+                if not any(i.startswith("certificates:") for i in info["incomplete"]):
                     info["incomplete"].append("certificates: endpoint not available on this API (404)")
             else:
                 info["certificates"] = certs
@@ -354,8 +473,9 @@ class FlyClient:
                 info["incomplete"].append(f"ips/secrets: {exc}")
         info["machine_count"] = len(info["machines"])
         info["started_machines"] = sum(1 for m in info["machines"] if m.get("state") == "started")
-        info["volume_count"] = len(info["volumes"])
-        info["volume_total_gb"] = sum(int(v.get("size_gb") or 0) for v in info["volumes"])
+        vols = info["volumes"]
+        info["volume_count"] = len(vols) if vols is not None else None
+        info["volume_total_gb"] = sum(v.get("size_gb") or 0 for v in vols) if vols is not None else None
         return info
 
     def wait_gone(
@@ -373,6 +493,10 @@ class FlyClient:
             self.http.sleep(interval)
 
 
+def _number(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
@@ -380,6 +504,91 @@ def _q(name: str) -> str:
 def _shape(value: t.Any) -> str:
     text = json.dumps(value)[:80] if not isinstance(value, (bytes, bytearray)) else repr(value[:80])
     return f"{type(value).__name__} {text}"
+
+
+# The Volume schema of the Machines OpenAPI document (specs/fly-machines-openapi-2024-01.yaml,
+# components.schemas.Volume): property -> JSON type. A unit test keeps it equal to the document.
+VOLUME_PROPERTIES: dict[str, str] = {
+    "attached_alloc_id": "string",
+    "attached_machine_id": "string",
+    "block_size": "integer",
+    "blocks": "integer",
+    "blocks_avail": "integer",
+    "blocks_free": "integer",
+    "created_at": "string",
+    "encrypted": "boolean",
+    "fstype": "string",
+    "id": "string",
+    "name": "string",
+    "region": "string",
+    "size_gb": "integer",
+    "snapshot_retention": "integer",
+    "state": "string",
+    "zone": "string",
+}
+_JSON_TYPES: dict[str, t.Callable[[t.Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def volume_problem(value: t.Any) -> str | None:
+    """Why ``value`` is not a Volume of the OpenAPI document with an id, or None when it is one."""
+    if not isinstance(value, dict):
+        return "not an object"
+    for key, kind in VOLUME_PROPERTIES.items():
+        if key in value and not _JSON_TYPES[kind](value[key]):
+            return f"'{key}' is not a{'n' if kind == 'integer' else ''} {kind}"
+    if not value.get("id"):
+        return "no 'id'"
+    return None
+
+
+def fly_error_body(content: bytes) -> bool:
+    """Whether an error answer's body is the Fly API's ErrorResponse: a JSON object with an ``error`` text."""
+    try:
+        body = json.loads(content or b"")
+    except ValueError:
+        return False
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str) or not body["error"].strip():
+        return False
+    return isinstance(body.get("status", ""), str) and isinstance(body.get("details", {}), dict)
+
+
+def backup_names(declared: t.Any) -> set[str]:
+    """Volume ids/names a backup declaration names: a list of them, or a dict of them -> where the data went.
+
+    Free text and ``true`` name no volume (they only say that something was saved somewhere).
+    """
+    if isinstance(declared, (list, tuple)):
+        return {str(x).strip() for x in declared if isinstance(x, str) and x.strip()}
+    if isinstance(declared, dict):
+        return {str(k).strip() for k, v in declared.items() if isinstance(v, str) and v.strip() and str(k).strip()}
+    return set()
+
+
+def backup_declaration_problem(declared: t.Any) -> str | None:
+    """Why a backup declaration is malformed (None when it is usable): see backup_names for the forms."""
+    if declared is None or declared is True or declared is False or isinstance(declared, str):
+        return None
+    if isinstance(declared, (list, tuple)):
+        bad = [x for x in declared if not isinstance(x, str) or not x.strip()]
+        return f"the list must hold volume ids or names (text), got {bad[0]!r}" if bad else None
+    if isinstance(declared, dict):
+        for key, where in declared.items():
+            if not isinstance(key, str) or not key.strip():
+                return f"a key must be a volume id or name, got {key!r}"
+            if not isinstance(where, str) or not where.strip():
+                return f"volume {key}: say where its data was saved (a non-empty text), got {where!r}"
+        return None
+    return f"must be a list of volume ids/names or a dict volume -> where its data was saved, got {declared!r}"
+
+
+def volumes_not_backed_up(volumes: list[dict[str, t.Any]], declared: t.Any) -> list[dict[str, t.Any]]:
+    """The volumes whose id or name the declaration does not name."""
+    named = backup_names(declared)
+    return [v for v in volumes if v.get("id") not in named and (v.get("name") or None) not in named]
 
 
 def gather(client: FlyClient, apps: list[str], org: str | None, include: t.Iterable[str]) -> dict[str, t.Any]:
@@ -402,6 +611,7 @@ def gather(client: FlyClient, apps: list[str], org: str | None, include: t.Itera
 
 
 def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What deleting the app destroys, as far as it is known (``unknown`` lists the gaps, volumes included)."""
     vols = info.get("volumes") or []
     return {
         "machines": len(info.get("machines") or []),
@@ -420,6 +630,218 @@ def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
         "secret_names": list(info.get("secret_names") or []),
         "unknown": list(info.get("incomplete") or []),
     }
+
+
+# --- secret redaction ------------------------------------------------------------------------------------
+# A scanned line is kept as evidence (file:line, the matching text), but repositories hold credentials: every
+# text taken from a scanned file goes through redact_secrets() before it is returned or written. What is
+# removed is the secret itself; the key name, scheme, user, host and app name stay, so the finding stays useful.
+REDACTED = "REDACTED"
+
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#@:'\"`<>]*):([^\s@'\"`<>]+)@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;][a-z0-9_.\[\]-]*?(?:token|key|secret|passw(?:or)?d|pass|pwd|sig|signature|auth|credential|"
+    r"session)[a-z0-9_.\[\]-]*=)([^&#\s'\"`<>]+)"
+)
+_FLYV1 = re.compile(r"\b(FlyV1)\s+[A-Za-z0-9_+/=,.-]+")
+_FLY_MACAROON = re.compile(r"\b(fm[12][ar]?_)[A-Za-z0-9_+/=,.-]+")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]{8,})")
+_TOKEN_SHAPES = (
+    re.compile(r"\b(gh[pousr]_)[A-Za-z0-9]{20,}"),  # GitHub tokens
+    re.compile(r"\b(github_pat_)[A-Za-z0-9_]{20,}"),  # GitHub fine-grained tokens
+    re.compile(r"\b(glpat-)[A-Za-z0-9_-]{20,}"),  # GitLab
+    re.compile(r"\b(A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA))[A-Z0-9]{12,}\b"),  # AWS access key ids
+    re.compile(r"\b(eyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)?"),  # JWTs
+    re.compile(r"\b(xox[abposr]-)[A-Za-z0-9-]{10,}"),  # Slack
+    re.compile(r"\b((?:sk|rk)_(?:live|test)_)[A-Za-z0-9]{10,}"),  # Stripe secret keys
+    re.compile(r"\b(sk-(?:ant-|proj-)?)[A-Za-z0-9_-]{20,}"),  # OpenAI / Anthropic
+    re.compile(r"\b(AIza)[0-9A-Za-z_-]{30,}"),  # Google API keys
+    re.compile(r"\b(npm_)[A-Za-z0-9]{30,}"),  # npm
+)
+_SECRET_FLAG = re.compile(
+    r"(?i)(?<![\w-])(--?[a-z0-9-]*(?:token|password|passwd|secret|api-?key|private-key|access-key)[a-z0-9-]*"
+    r"(?:=|[ \t]+))(?=[^\s-])([^\s'\"`]+)"
+)
+_ASSIGN = re.compile(r"""(?<![\w.$])(["']?)([A-Za-z_][\w.-]*)\1([ \t]*[:=][ \t]*)""")
+_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/=])")
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "secretkey",
+        "credential",
+        "credentials",
+        "authorization",
+    }
+)
+# Parts of a word that name a secret wherever they are (PGPASSWORD, MYSECRET, githubtoken).
+_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential")
+# A key whose last word says what kind of value it holds is not a secret value (SECRET_NAME, TOKEN_URL, ...).
+_NOT_SECRET_LAST = frozenset(
+    {
+        "url",
+        "uri",
+        "host",
+        "hostname",
+        "endpoint",
+        "port",
+        "file",
+        "path",
+        "dir",
+        "name",
+        "names",
+        "id",
+        "ids",
+        "type",
+        "env",
+        "var",
+        "ref",
+        "header",
+        "ttl",
+        "expiry",
+        "expires",
+        "length",
+        "count",
+        "size",
+        "mode",
+        "version",
+    }
+)
+_REFERENCE_VALUE = re.compile(
+    r"""^(?:\$\{\{[^{}]*\}\}|\$\{?[A-Za-z_]\w*\}?|\{\{[^{}]*\}\}|<[^<>]*>|%\([\w.-]+\)s|\*+|REDACTED|"""
+    r"""[\[\]{}|>~-]*|\|-|>-|null|none|true|false)$""",
+    re.I,
+)
+_URL_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+_SPACED_END = re.compile(r"[ \t]+#|$")
+_SHELL_END = re.compile(r"[\s;&|)'\"`]|$")
+# A value already reduced by the rules above ("Bearer REDACTED", "ghp_REDACTED") keeps what is left of it.
+_ALREADY_REDACTED = re.compile(r"^(?:[A-Za-z][\w-]*\s+)?[\w-]*" + REDACTED + r"$")
+_USER_FLAG = re.compile(r"(?<!\S)(-u|--user)([ \t]+|=)([^\s:'\"`]+):([^\s'\"`]+)")
+
+
+def _key_words(key: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
+    return [w for w in re.split(r"[\s_.\-]+", spaced.lower()) if w]
+
+
+def secret_key(key: str) -> bool:
+    """Whether an assignment's key names a secret (PASSWORD, DB_PASS, apiKey, AWS_SECRET_ACCESS_KEY, ...)."""
+    words = _key_words(key)
+    if not words or words[-1] in _NOT_SECRET_LAST:
+        return False
+    return any(w in _SECRET_WORDS or any(part in w for part in _SECRET_PARTS) for w in words) or (
+        "key" in words and len(words) > 1
+    )
+
+
+def _value_span(text: str, start: int, spaced: bool) -> tuple[int, int]:
+    """Start and end of the value that begins at ``start`` (inside the quotes when quoted)."""
+    if start >= len(text):
+        return start, start
+    quote = text[start]
+    if quote in "\"'`":
+        i = start + 1
+        while i < len(text) and text[i] != quote:
+            i += 2 if text[i] == "\\" and quote == '"' else 1
+        return start + 1, min(i, len(text))
+    if spaced:  # YAML / TOML / ini: the rest of the line, up to a comment
+        m = _SPACED_END.search(text, start)
+        end = m.start() if m else len(text)
+        while end > start and text[end - 1] in " \t":
+            end -= 1
+        # a quote that closes around the whole assignment ('Authorization: Basic xyz') is not part of the value
+        while end > start and text[end - 1] in "'\"`" and text[start:end].count(text[end - 1]) % 2 == 1:
+            end -= 1
+        return start, end
+    m = _SHELL_END.search(text, start)
+    return start, m.start() if m else len(text)
+
+
+def _redact_assignments(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    search_from = 0
+    while True:
+        m = _ASSIGN.search(text, search_from)
+        if not m:
+            break
+        search_from = m.end()
+        if not secret_key(m.group(2)):
+            continue
+        sep = m.group(3)
+        start, end = _value_span(text, m.end(), spaced=":" in sep or sep != sep.strip())
+        value = text[start:end].strip()
+        if not value or any(p.match(value) for p in (_REFERENCE_VALUE, _URL_VALUE, _ALREADY_REDACTED)):
+            continue
+        out.append(text[pos:start])
+        out.append(REDACTED)
+        pos = search_from = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _redact_flag(m: re.Match[str]) -> str:
+    value = m.group(2).strip("\"'")
+    return m.group(0) if _REFERENCE_VALUE.match(value) else m.group(1) + REDACTED
+
+
+def _redact_long_token(m: re.Match[str]) -> str:
+    token = m.group(0)
+    classes = (re.search(r"[a-z]", token), re.search(r"[A-Z]", token), re.search(r"[0-9]", token))
+    return REDACTED if all(classes) else token
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` without the credentials it may hold; idempotent (redacting twice changes nothing more).
+
+    Removed: the password of ``scheme://user:password@host``, query parameters named like token/key/secret/
+    password/sig/auth, ``FlyV1 ...`` and ``fm1_``/``fm2_`` macaroons, Bearer/Basic credentials, common token shapes
+    (GitHub, GitLab, AWS access key ids, JWTs, Slack, Stripe, OpenAI, Google, npm), the value of command-line flags
+    and of ``KEY=value`` / ``key: value`` / ``"key": "value"`` assignments whose key names a secret, and long
+    mixed-case base64-like strings. Kept: key names, schemes, users, hosts, app names, variable references
+    (``${{ secrets.X }}``, ``$X``, ``{{ x }}``) and URLs that are assignment values (their credentials removed).
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    text = _shown(text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", text)
+    text = _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _FLYV1.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _FLY_MACAROON.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _AUTH_SCHEME.sub(
+        lambda m: m.group(0) if not re.search(r"[0-9._~+/=-]", m.group(3)) else m.group(1) + m.group(2) + REDACTED,
+        text,
+    )
+    for shape in _TOKEN_SHAPES:
+        text = shape.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _USER_FLAG.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}:{REDACTED}", text)
+    text = _SECRET_FLAG.sub(_redact_flag, text)
+    text = _redact_assignments(text)
+    return _LONG_TOKEN.sub(_redact_long_token, text)
+
+
+def redact_value(value: t.Any) -> t.Any:
+    """Copy of ``value`` with every string (not dict keys) passed through redact_secrets."""
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    return value
 
 
 # --- repository scan -------------------------------------------------------------------------------------
@@ -446,18 +868,13 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".v
 
 
 def _is_binary(path: str, sample: int = 8192) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            chunk = handle.read(sample)
-    except OSError:
-        return True
-    if b"\0" in chunk:
-        return True
-    try:
-        chunk.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start < len(chunk) - 4  # a multi-byte character cut at the sample's end is still text
-    return False
+    """A NUL byte in the first ``sample`` bytes makes a file binary; text that is not UTF-8 is still read.
+
+    Raises OSError when the file cannot be read.
+    """
+    with open(path, "rb") as handle:
+        chunk = handle.read(sample)
+    return b"\0" in chunk
 
 
 def _reference_app(kind: str, value: str) -> str | None:
@@ -479,35 +896,65 @@ def _reference_app(kind: str, value: str) -> str | None:
     return None
 
 
+def _shown(text: str) -> str:
+    """``text`` as valid UTF-8: bytes of a non-UTF-8 file name (surrogate escapes) become U+FFFD."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
+def _reason(exc: OSError) -> str:
+    return f"unreadable: {exc.strerror or exc.__class__.__name__}"
+
+
 def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int = 300) -> dict[str, t.Any]:
-    """Fly references in the given trees: each with file, line, kind, value and the app it names."""
+    """Fly references in the given trees: each with file, line, kind, value and the app it names.
+
+    Nothing raises for what is found in a tree: a file or directory that cannot be read is listed in ``skipped``
+    with the reason ``unreadable: ...`` (the scan is then incomplete), binary files and files larger than
+    ``max_file_size`` with theirs. Texts taken from the files are redacted (redact_secrets).
+    """
     refs: list[dict[str, t.Any]] = []
     skipped: list[dict[str, str]] = []
     fly_tomls: list[dict[str, t.Any]] = []
     files = 0
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing = [_shown(p) for p in paths if not os.path.lexists(p)]
+
+    def walk_error(exc: OSError) -> None:
+        skipped.append({"file": _shown(str(exc.filename)), "reason": _reason(exc)})
+
     for root_path in paths:
-        if not os.path.exists(root_path):
+        if not os.path.lexists(root_path):
             continue
         walker = (
             [(os.path.dirname(root_path), [], [os.path.basename(root_path)])]
-            if os.path.isfile(root_path)
-            else os.walk(root_path)
+            if not os.path.isdir(root_path)
+            else os.walk(root_path, onerror=walk_error)
         )
         for dirpath, dirnames, filenames in walker:
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
             for fname in sorted(filenames):
                 path = os.path.join(dirpath, fname)
                 if os.path.islink(path) or not os.path.isfile(path):
+                    if path == root_path:
+                        kind = "a symbolic link" if os.path.islink(path) else "not a regular file"
+                        skipped.append({"file": _shown(path), "reason": f"{kind}, not read"})
                     continue
-                if os.path.getsize(path) > max_file_size:
-                    skipped.append({"file": path, "reason": f"larger than {max_file_size} bytes"})
-                    continue
-                if _is_binary(path):
-                    skipped.append({"file": path, "reason": "binary"})
+                try:
+                    if os.path.getsize(path) > max_file_size:
+                        skipped.append({"file": _shown(path), "reason": f"larger than {max_file_size} bytes"})
+                        continue
+                    if _is_binary(path):
+                        skipped.append({"file": _shown(path), "reason": "binary"})
+                        continue
+                    found = _scan_file(path, fname, fly_tomls, max_line)
+                except OSError as exc:
+                    skipped.append({"file": _shown(path), "reason": _reason(exc)})
                     continue
                 files += 1
-                refs.extend(_scan_file(path, fname, fly_tomls, max_line))
+                refs.extend(found)
     return {
         "references": refs,
         "fly_tomls": fly_tomls,
@@ -518,8 +965,18 @@ def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int =
     }
 
 
+def unreadable(scan: dict[str, t.Any]) -> list[str]:
+    """Files and directories of a scan that could not be read."""
+    return [
+        str(s.get("file"))
+        for s in scan.get("skipped") or []
+        if isinstance(s, dict) and str(s.get("reason", "")).startswith("unreadable")
+    ]
+
+
 def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_line: int) -> list[dict[str, t.Any]]:
     out: list[dict[str, t.Any]] = []
+    tomls: list[dict[str, t.Any]] = []
     is_toml = fname == "fly.toml" or (fname.startswith("fly.") and fname.endswith(".toml"))
     is_workflow = f"{os.sep}.github{os.sep}workflows{os.sep}" in path
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -529,7 +986,7 @@ def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_lin
             if is_toml:
                 m = _FLY_TOML_APP.match(text)
                 if m:
-                    fly_tomls.append({"file": path, "line": lineno, "app": m.group(1)})
+                    tomls.append({"file": _shown(path), "line": lineno, "app": redact_secrets(m.group(1))})
                     out.append(_ref(path, lineno, "fly_toml_app", m.group(1), text, max_line))
             for kind, pattern in SCAN_PATTERNS:
                 if kind == "flyctl" and not is_workflow:
@@ -543,20 +1000,23 @@ def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_lin
                     seen.add((kind, value))
                     out.append(_ref(path, lineno, kind, value, text, max_line))
     if is_toml and not any(r["kind"] == "fly_toml_app" for r in out):
-        fly_tomls.append({"file": path, "line": None, "app": None})
+        tomls.append({"file": _shown(path), "line": None, "app": None})
         out.append(_ref(path, 1, "fly_toml", "", "fly.toml without app =", max_line))
+    fly_tomls.extend(tomls)  # only once the whole file was read
     return out
 
 
 def _ref(path: str, line: int, kind: str, value: str, text: str, max_line: int) -> dict[str, t.Any]:
+    """One reference; ``value`` and ``text`` are redacted (the app is read from the value before)."""
+    shown = _shown(path)
     return {
-        "file": path,
+        "file": shown,
         "line": line,
-        "location": f"{path}:{line}",
+        "location": f"{shown}:{line}",
         "kind": kind,
-        "value": value,
+        "value": redact_secrets(value),
         "app": _reference_app(kind, value) if value else None,
-        "text": text.strip()[:max_line],
+        "text": redact_secrets(text.strip())[:max_line],
     }
 
 
@@ -640,16 +1100,23 @@ def judge_app(
         reasons.append("no repository scan (flyio_audit_repo_paths empty or unreadable): references unknown")
     if scan.get("missing_paths"):
         reasons.append(f"repository path(s) not found, scan incomplete: {', '.join(scan['missing_paths'])}")
+    gaps = unreadable(scan)
+    if gaps:
+        reasons.append(f"{len(gaps)} file(s)/director(ies) could not be read, scan incomplete: {', '.join(gaps[:10])}")
     declared = backups.get(name)
-    for vol in info.get("volumes") or []:
-        backed = (
-            declared is True
-            or (isinstance(declared, (list, tuple)) and (vol.get("id") in declared or vol.get("name") in declared))
-            or (isinstance(declared, str) and declared.strip() != "")
+    volumes = info.get("volumes")
+    if not isinstance(volumes, list):
+        gap = next((g for g in info.get("incomplete") or [] if str(g).startswith("volumes:")), "")
+        reasons.append(
+            "the volumes could not be listed, so none can be ruled out"
+            + (f" ({gap[len('volumes:') :].strip()})" if gap else "")
         )
-        if not backed:
+    else:
+        vague = "" if not (declared is True or isinstance(declared, str)) else " (a text or true names no volume)"
+        for vol in volumes_not_backed_up(volumes, declared):
             reasons.append(
-                f"volume {vol.get('id')} ({vol.get('name')}, {vol.get('size_gb')} GB) has no declared backup"
+                f"volume {vol.get('id')} ({vol.get('name')}, {vol.get('size_gb')} GB) has no declared backup: "
+                f"name it by id or name in the app's backups{vague}"
             )
     for gap in info.get("incomplete") or []:
         notes.append(f"not known: {gap}")
@@ -678,8 +1145,12 @@ def render_markdown(doc: dict[str, t.Any]) -> str:
     ]
     for v in doc["verdicts"]:
         info = doc["apps"].get(v["app"]) or {}
-        vols = info.get("volumes") or []
-        vol_text = ", ".join(f"{x.get('name')} {x.get('size_gb')} GB" for x in vols) or "-"
+        vols = info.get("volumes")
+        vol_text = (
+            "unknown"
+            if vols is None and info.get("exists")
+            else ", ".join(f"{x.get('id')} {x.get('name')} {x.get('size_gb')} GB" for x in vols or []) or "-"
+        )
         certs = info.get("certificates")
         ips = info.get("ips")
         cert_text = (
@@ -750,21 +1221,24 @@ def audit_report(
             info = {**(info or {}), "name": name, "exists": False}
         verdicts.append(judge_app(info, name, scan, probe_by_app.get(name), backups))
     counts = {v: sum(1 for x in verdicts if x["verdict"] == v) for v in VERDICTS}
-    return {
-        "environment": environment,
-        "run_id": run_id,
-        "written_at": _now(),
-        "api": api,
-        "destroy": destroy,
-        "repo_paths": repo_paths,
-        "apps": by_name,
-        "verdicts": verdicts,
-        "counts": counts,
-        "probes": probes,
-        "scan": scan,
-        "destroyed": destroyed,
-        "skipped_steps": skipped_steps,
-    }
+    # everything that goes into the report and the module's result, redacted (scan texts, URLs, messages)
+    return redact_value(
+        {
+            "environment": environment,
+            "run_id": run_id,
+            "written_at": _now(),
+            "api": api,
+            "destroy": destroy,
+            "repo_paths": repo_paths,
+            "apps": by_name,
+            "verdicts": verdicts,
+            "counts": counts,
+            "probes": probes,
+            "scan": scan,
+            "destroyed": destroyed,
+            "skipped_steps": skipped_steps,
+        }
+    )
 
 
 REPORT_FILES = {"json": "flyio_audit.json", "markdown": "flyio_audit.md"}
@@ -780,7 +1254,8 @@ def scan_for_report(scan: dict[str, t.Any] | None) -> dict[str, t.Any]:
         scan["skipped"] = scan.pop("skipped_files")
     elif not isinstance(scan.get("skipped"), list):
         scan.pop("skipped", None)  # a registered task result's 'skipped: true', not the list of skipped files
-    return {k: scan[k] for k in SCAN_KEYS if k in scan}
+    # a scan result from elsewhere (an older version, a hand-made one) is redacted here as well
+    return redact_value({k: scan[k] for k in SCAN_KEYS if k in scan})
 
 
 def report_paths(directory: str, run_id: str) -> dict[str, str]:
@@ -802,36 +1277,82 @@ def _read_text(path: str) -> str | None:
         raise FlyError(f"cannot read the existing report {path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
+REPORT_MODE = 0o600
+# Modes left as they are on existing report files: nothing beyond owner read/write and group read (0640).
+_REPORT_MODE_ALLOWED = 0o640
+
+
+def _mode_too_open(path: str) -> bool:
+    try:
+        return bool(stat.S_IMODE(os.stat(path).st_mode) & ~_REPORT_MODE_ALLOWED)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise FlyError(f"cannot read the mode of the existing report {path}: {exc.strerror or exc}") from exc
+
+
+def _shown_before(key: str, text: str | None) -> str | None:
+    """An existing report's text for the diff, redacted (a report written by an earlier version may hold secrets)."""
+    if text is None:
+        return None
+    if key == "json":
+        try:
+            return json.dumps(redact_value(json.loads(text)), indent=2, sort_keys=True) + "\n"
+        except ValueError:
+            pass
+    return "\n".join(redact_secrets(line) for line in text.split("\n"))
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``path`` atomically, mode 0600 from the start (a temporary file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, REPORT_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def sync_report(directory: str, run_id: str, doc: dict[str, t.Any], check_mode: bool = False) -> dict[str, t.Any]:
-    """Write the report files unless they already hold the same audit.
+    """Write the report files (mode 0600) unless they already hold the same audit.
 
     ``written_at`` alone does not make a difference: when the files on disk differ from ``doc`` only by it, they
-    are left as they are (and their ``written_at`` is kept). Returns ``paths``, ``changed``, ``doc`` (as on disk
-    afterwards), ``before`` and ``after`` (file texts, None for a file that did not exist). In check mode nothing
-    is written; ``changed`` tells whether it would be.
+    are left as they are (and their ``written_at`` is kept). A file that holds the same audit but whose mode lets
+    more than its owner write or more than owner and group read is set to 0600 (a change). Returns ``paths``,
+    ``changed``, ``doc`` (as on disk afterwards), ``before`` and ``after`` (file texts, None for a file that did
+    not exist; ``before`` redacted). In check mode nothing is written; ``changed`` tells whether it would be.
     """
     paths = report_paths(directory, run_id)
-    before = {key: _read_text(path) for key, path in paths.items()}
+    raw = {key: _read_text(path) for key, path in paths.items()}
+    before = {key: _shown_before(key, text) for key, text in raw.items()}
+    too_open = [path for path in paths.values() if _mode_too_open(path)]
     try:
-        previous = json.loads(before["json"]) if before["json"] is not None else None
+        previous = json.loads(raw["json"]) if raw["json"] is not None else None
     except ValueError:
         previous = None
+    run_dir = os.path.dirname(paths["json"])
     if isinstance(previous, dict) and isinstance(previous.get("written_at"), str):
         kept = {**doc, "written_at": previous["written_at"]}
         texts = report_texts(kept)
-        if texts == before:
-            return {"paths": paths, "changed": False, "doc": kept, "before": before, "after": texts}
+        if texts == raw:
+            if too_open and not check_mode:
+                try:
+                    for path in too_open:
+                        os.chmod(path, REPORT_MODE)
+                except OSError as exc:
+                    raise FlyError(f"cannot set the mode of the report {path}: {exc.strerror or exc}") from exc
+            return {"paths": paths, "changed": bool(too_open), "doc": kept, "before": before, "after": texts}
     texts = report_texts(doc)
-    changed = texts != before
+    changed = texts != raw or bool(too_open)
     if changed and not check_mode:
-        run_dir = os.path.dirname(paths["json"])
         try:
             os.makedirs(run_dir, exist_ok=True)
             for key in ("json", "markdown"):
-                tmp = paths[key] + ".tmp"
-                with open(tmp, "w", encoding="utf-8") as handle:
-                    handle.write(texts[key])
-                os.replace(tmp, paths[key])
+                _write_private(paths[key], texts[key])
         except OSError as exc:
             raise FlyError(f"cannot write the report under {run_dir}: {exc.strerror or exc}") from exc
     return {"paths": paths, "changed": changed, "doc": doc, "before": before, "after": texts}

@@ -14,8 +14,15 @@ description:
     certificates and secrets.
   - Refuses unless O(confirm) equals O(name).
   - Before deleting, reads and returns what will be lost (RV(will_lose) - volumes and their sizes, certificates, IPs,
-    secret names) and whether a backup was declared (O(backup)). An app with volumes is not deleted without a declared
-    O(backup), unless O(accept_data_loss=true).
+    secret names) and which volumes the backup declaration (O(backup)) does not name (RV(volumes_not_backed_up)).
+  - Refuses unless the app's volumes were listed positively - C(GET /apps/{app}/volumes) answered 200 with a JSON list
+    of volumes valid against the Machines OpenAPI C(Volume) schema, each with an C(id). A 404 (whatever its body), an
+    error status or any other body leaves the volumes unknown, and an app whose volumes are unknown is never deleted,
+    not even with O(accept_data_loss=true).
+  - Refuses when a volume is not named in O(backup) by its id or name, unless O(accept_data_loss=true). An app whose
+    volume list is positively empty needs no declaration.
+  - The C(GET /apps/{app}) answer counts as "the app does not exist" only when it is a 404 whose body is the Fly API's
+    error object (JSON with an C(error) text); any other 404 fails (the answer may not come from the Fly API).
   - The API answers 202 and deletes asynchronously; with O(wait=true) the module polls C(GET /apps/{app}) until it
     answers 404, for at most O(wait_timeout) seconds.
   - Never deletes on HTTP 403 (the token may not read or delete the app); the module fails and says so.
@@ -51,12 +58,17 @@ options:
     required: true
   backup:
     description:
-      - Where the app's volume data was backed up (a path, a snapshot id, or a sentence such as "no data kept"),
-        returned in RV(backup) and required when the app has volumes (see O(accept_data_loss)).
-    type: str
-    default: ""
+      - The backup declaration - the volumes whose data was saved, named by volume id or name. Either a list of
+        volume ids/names, or a dict of volume id/name to where its data was saved (a path, a snapshot id; a
+        non-empty text). Returned in RV(backup).
+      - Every volume the API lists must be named (see O(accept_data_loss)). Free text or V(true) names no volume, so
+        they no longer suffice when the app has volumes; they are accepted (and not needed) for an app without
+        volumes.
+    type: raw
   accept_data_loss:
-    description: Delete an app that has volumes although no O(backup) was declared.
+    description:
+      - Delete an app although some of its volumes are not named in O(backup).
+      - Never overrides the refusal when the volumes could not be listed.
     type: bool
     default: false
   force:
@@ -117,7 +129,15 @@ EXAMPLES = r"""
     name: sophiaai-jobs-v2
     state: absent
     confirm: sophiaai-jobs-v2
-    backup: /var/backups/sophia/fly/sophiaai-jobs-v2-data.tar.gz (sha256 in the ledger)
+    backup:
+      vol_jobs0001: /var/backups/sophia/fly/sophiaai-jobs-v2-data.tar.gz (sha256 in the ledger)
+    api_token: "{{ vault_fly_api_token }}"
+
+- name: Retire an app whose volumes (named jobs_data) were all backed up
+  sophia.migrate.flyio_app:
+    name: sophiaai-jobs-v2
+    confirm: sophiaai-jobs-v2
+    backup: [jobs_data]
     api_token: "{{ vault_fly_api_token }}"
 
 - name: What would be lost (check mode)
@@ -170,7 +190,7 @@ will_lose:
       type: list
       elements: str
     unknown:
-      description: What could not be read (so is not listed above).
+      description: What could not be read (so is not listed above), such as the volumes when they were not listed.
       type: list
       elements: str
   sample:
@@ -182,13 +202,21 @@ will_lose:
     secret_names: [REDIS_URL]
     unknown: []
 backup:
-  description: The declared backup (empty when none).
+  description: The backup declaration as given (null when none).
   returned: always
-  type: str
+  type: raw
+  sample: {vol_jobs0001: /var/backups/sophia/fly/jobs_data.tar.gz}
 backup_declared:
-  description: Whether a backup was declared.
+  description: Whether a backup declaration was given (whatever it names).
   returned: always
   type: bool
+volumes_not_backed_up:
+  description: >-
+    Ids of the volumes the declaration does not name; null when the volumes could not be listed.
+  returned: when the app existed
+  type: list
+  elements: str
+  sample: []
 polls:
   description: Number of C(GET /apps/{app}) polls until the app was gone.
   returned: always
@@ -213,7 +241,7 @@ ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "choices": ["absent"], "default": "absent"},
     "confirm": {"type": "str", "required": True},
-    "backup": {"type": "str", "default": ""},
+    "backup": {"type": "raw"},
     "accept_data_loss": {"type": "bool", "default": False},
     "force": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": True},
@@ -237,42 +265,58 @@ ARGUMENT_SPEC = {
 def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
     """Plan, guard, delete, wait. Raises FlyError with a message that says what was (not) done."""
     name = p["name"]
-    backup = (p["backup"] or "").strip()
+    backup = p["backup"].strip() if isinstance(p["backup"], str) else p["backup"]
     result: dict[str, t.Any] = {
         "changed": False,
         "name": name,
         "existed": False,
         "deleted": False,
-        "backup": backup,
-        "backup_declared": bool(backup),
+        "backup": backup if backup not in ("", None) else None,
+        "backup_declared": backup not in ("", None, False, [], {}),
         "polls": 0,
     }
-    info = client.app_info(name)
+    try:
+        info = client.app_info(name)
+    except _flyio.FlyError as exc:
+        raise type(exc)(f"{exc}; nothing was deleted", exc.status) from None
     if info["forbidden"]:
         raise _flyio.FlyForbidden(f"{info.get('error')}; nothing was deleted", 403)
     if info["exists"] is False:
         return {**result, "msg": f"app '{name}' does not exist; nothing to do"}
     lose = _flyio.what_will_be_lost(info)
+    volumes = info.get("volumes")
+    missing = _flyio.volumes_not_backed_up(volumes, backup) if isinstance(volumes, list) else None
     result.update(
         existed=True,
         will_lose=lose,
+        volumes_not_backed_up=[v.get("id") for v in missing] if missing is not None else None,
         diff={
             "before": {
                 "name": name,
                 "exists": True,
                 "machines": lose["machines"],
-                "volumes": lose["volumes"],
+                "volumes": lose["volumes"] if isinstance(volumes, list) else "unknown",
                 "certificates": lose["certificates"],
                 "ips": lose["ips"],
             },
             "after": {"name": name, "exists": False},
         },
     )
-    if lose["volumes"] and not backup and not p["accept_data_loss"]:
-        vols = ", ".join(f"{v['id']} ({v['name']}, {v['size_gb']} GB)" for v in lose["volumes"])
-        raise _flyio.FlyError(
-            f"refusing to delete '{name}': it has volume(s) {vols} and no backup was declared "
-            "(set backup to where the data was saved, or accept_data_loss=true); nothing was deleted"
+    if missing is None:
+        gap = next((g for g in lose["unknown"] if g.startswith("volumes:")), "volumes: not listed")
+        raise _Refused(
+            f"refusing to delete '{name}': its volumes could not be listed positively ({gap}); a volume could hold "
+            "data, so neither a backup declaration nor accept_data_loss can cover it; nothing was deleted",
+            result,
+        )
+    if missing and not p["accept_data_loss"]:
+        vols = ", ".join(f"{v['id']} ({v.get('name')}, {v.get('size_gb')} GB)" for v in missing)
+        vague = " (a text or true names no volume)" if backup is True or (isinstance(backup, str) and backup) else ""
+        raise _Refused(
+            f"refusing to delete '{name}': volume(s) {vols} are not named in backup{vague}; list the backed-up "
+            "volume ids or names (or a dict volume -> where its data was saved), or set accept_data_loss=true; "
+            "nothing was deleted",
+            result,
         )
     if check_mode:
         return {**result, "changed": True, "msg": f"app '{name}' would be deleted (check mode)"}
@@ -282,7 +326,12 @@ def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> d
         return {**result, "msg": f"app '{name}' was already gone when the deletion was sent"}
     if not p["wait"]:
         return {**result, "msg": f"deletion of '{name}' accepted (HTTP {status}); not waiting"}
-    gone, polls = client.wait_gone(name, p["wait_timeout"], p["poll_interval"])
+    try:
+        gone, polls = client.wait_gone(name, p["wait_timeout"], p["poll_interval"])
+    except _flyio.FlyError as exc:
+        raise _WaitTimeout(
+            f"deletion of '{name}' was accepted (HTTP {status}) but waiting for it to be gone failed: {exc}", result
+        ) from None
     result["polls"] = polls
     if not gone:
         raise _WaitTimeout(
@@ -291,6 +340,14 @@ def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> d
             result,
         )
     return {**result, "deleted": True, "msg": f"app '{name}' deleted (gone after {polls} poll(s))"}
+
+
+class _Refused(_flyio.FlyError):
+    """A guard refused the deletion; ``result`` holds what was read (will_lose, volumes_not_backed_up)."""
+
+    def __init__(self, message: str, result: dict[str, t.Any]):
+        super().__init__(message)
+        self.result = result
 
 
 class _WaitTimeout(_flyio.FlyError):
@@ -304,8 +361,18 @@ def main() -> None:
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
+    # credentials in a URL are masked wherever the module's result would show them (invocation included)
+    module.no_log_values.update(_flyio.url_secrets(p["api_url"]) | _flyio.url_secrets(p["graphql_url"]))
     if not _flyio.valid_app_name(p["name"]):
-        module.fail_json(msg=f"flyio_app: option 'name': '{p['name']}' is not a Fly app name")
+        module.fail_json(msg=f"flyio_app: option 'name': '{p['name']}' is not a Fly app name", changed=False)
+    problems = [
+        f"option 'backup': {problem}" for problem in [_flyio.backup_declaration_problem(p["backup"])] if problem
+    ]
+    for option in ("wait_timeout", "poll_interval"):
+        if p[option] < 0:
+            problems.append(f"option '{option}': must be 0 or more seconds, got {p[option]}")
+    if problems:
+        module.fail_json(msg=f"flyio_app: {'; '.join(problems)}; nothing was deleted", changed=False)
     if p["confirm"] != p["name"]:
         module.fail_json(
             msg=f"flyio_app: refusing to delete '{p['name']}': option 'confirm' must be exactly the app "
@@ -324,9 +391,12 @@ def main() -> None:
         )
         result = absent(client, p, module.check_mode)
     except _WaitTimeout as exc:
-        module.fail_json(msg=f"flyio_app: {exc}", **exc.result)
+        module.fail_json(msg=f"flyio_app: {exc}", **{**exc.result, "changed": True})
+    except _Refused as exc:
+        module.fail_json(msg=f"flyio_app: {exc}", **{**exc.result, "changed": False})
     except _flyio.FlyError as exc:
-        module.fail_json(msg=f"flyio_app: {exc}", changed=False)
+        msg = str(exc) if "nothing was deleted" in str(exc) else f"{exc}; nothing was deleted"
+        module.fail_json(msg=f"flyio_app: {msg}", changed=False)
     module.exit_json(**result)
 
 

@@ -22,6 +22,10 @@ description:
   - The Machines API has no endpoint for IP assignments or secrets; they are read from the Fly.io GraphQL API
     (O(graphql_url)), as C(flyctl ips list) and C(flyctl secrets list) do. If that fails, RV(apps[].ips) and
     RV(apps[].secret_names) are V(null) and the reason is in RV(apps[].incomplete).
+  - An app counts as missing only when C(GET /apps/{app}) answers 404 with the Fly API's error object (JSON with an
+    C(error) text); a 404 with another body fails (the answer may not come from the Fly API).
+  - The volumes of an existing app are read positively or reported unknown (RV(apps[].volumes) null, the reason in
+    RV(apps[].incomplete)); only an invalid token (401) makes that fail the module.
   - Only reads; never changes anything.
 author:
   - Sophia Platform Team (@sophia-ai)
@@ -128,7 +132,11 @@ apps:
       type: list
       elements: dict
     volumes:
-      description: Volumes with C(id), C(name), C(size_gb), C(state), C(region), C(attached_machine_id), C(attached).
+      description:
+        - Volumes with C(id), C(name), C(size_gb), C(state), C(region), C(attached_machine_id), C(attached).
+        - Null when they are unknown - not requested (O(include)), or not listed positively (the API did not answer
+          200 with a list of volumes valid against the OpenAPI C(Volume) schema, each with an C(id); a 404 counts as
+          unknown, never as "no volume"). The reason is then in RV(apps[].incomplete).
       type: list
       elements: dict
     certificates:
@@ -177,7 +185,7 @@ forbidden:
   type: list
   elements: str
 api_url:
-  description: The Machines API base URL that was asked.
+  description: The Machines API base URL that was asked (credentials it may carry redacted).
   returned: always
   type: str
 """
@@ -210,6 +218,9 @@ def main() -> None:
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
+    # credentials in a URL are masked wherever the module's result would show them (invocation included)
+    module.no_log_values.update(_flyio.url_secrets(p["api_url"]) | _flyio.url_secrets(p["graphql_url"]))
+    shown_url = _flyio.redact_secrets(p["api_url"])
     bad = [a for a in p["apps"] if not _flyio.valid_app_name(a)]
     if bad:
         module.fail_json(msg=f"flyio_app_info: option 'apps': not a Fly app name: {', '.join(bad)}")
@@ -225,8 +236,8 @@ def main() -> None:
         )
         result = _flyio.gather(client, p["apps"], p["org"], p["include"])
     except _flyio.FlyError as exc:
-        module.fail_json(msg=f"flyio_app_info: {exc}", api_url=p["api_url"])
-    module.exit_json(changed=False, api_url=p["api_url"], **result)
+        module.fail_json(msg=f"flyio_app_info: {exc}", api_url=shown_url)
+    module.exit_json(changed=False, api_url=shown_url, **result)
 
 
 if __name__ == "__main__":

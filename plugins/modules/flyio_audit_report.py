@@ -18,10 +18,16 @@ description:
   - V(safe to destroy) - the app exists and nothing below holds.
   - V(blocked), with every reason that applies - no API evidence (O(infos) not given) or the token may not read the
     app (403); a machine is C(started); C(<app>.fly.dev) answers HTTP with a status below 500; references to the app
-    remain; no scan was run or a scanned path does not exist; a volume has no declared backup.
-  - With O(directory), writes C(flyio_audit.json) and C(flyio_audit.md) under O(directory)/O(run_id)/. Files that
-    already hold the same audit are left alone (C(changed=false)); the time the report was written does not count
-    as a difference, so the earlier C(written_at) is kept.
+    remain; no scan was run, a scanned path does not exist or a file or directory could not be read; the app's
+    volumes could not be listed (RV(sophia.migrate.flyio_app_info#module:apps[].volumes) is null); a volume is not
+    named in O(backups).
+  - Every text that goes into the verdicts and the report is redacted as M(sophia.migrate.flyio_repo_scan) redacts
+    its references (credentials in URLs, tokens, secret assignments), also when O(scan) comes from elsewhere.
+  - With O(directory), writes C(flyio_audit.json) and C(flyio_audit.md) under O(directory)/O(run_id)/, mode
+    C(0600) (a temporary file in the same directory, created 0600, then renamed). Files that already hold the same
+    audit are left alone (C(changed=false)); the time the report was written does not count as a difference, so the
+    earlier C(written_at) is kept. An existing file whose mode allows more than C(0640) is set to C(0600)
+    (C(changed=true)).
   - Without O(directory), only computes and returns the verdicts; never changes anything.
 author:
   - Sophia Platform Team (@sophia-ai)
@@ -35,7 +41,7 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Before and after texts of the two report files (only with O(directory)).
+      - Before and after texts of the two report files (only with O(directory)); the before text is redacted too.
 options:
   apps:
     description:
@@ -74,8 +80,10 @@ options:
     default: []
   backups:
     description:
-      - Declared backups - app name to where its volume data was saved (a non-empty text), V(true), or a list of
-        the backed-up volume ids or names. An app with a volume that has no declared backup is V(blocked).
+      - Declared backups - app name to the list of its backed-up volume ids or names, or to a dict of volume id or
+        name to where that volume's data was saved (a non-empty text).
+      - An app with a volume that the declaration does not name is V(blocked). Free text or V(true) names no volume
+        (it is accepted, and not needed, for an app without volumes).
     type: dict
     default: {}
   destroyed:
@@ -136,7 +144,8 @@ EXAMPLES = r"""
     infos: "{{ fly.apps }}"
     scan: "{{ fly_refs }}"
     backups:
-      sophiaai-jobs-v2: /var/backups/sophia/fly/jobs_data.tar.gz
+      sophiaai-jobs-v2:
+        vol_jobs0001: /var/backups/sophia/fly/jobs_data.tar.gz
   register: audit
 
 - name: Safe to destroy
@@ -185,7 +194,8 @@ verdicts:
   sample:
     - app: sophiaai-jobs-v2
       verdict: blocked
-      reasons: ["volume vol_jobs0001 (jobs_data, 10 GB) has no declared backup"]
+      reasons:
+        - "volume vol_jobs0001 (jobs_data, 10 GB) has no declared backup: name it by id or name in the app's backups"
       notes: []
       references: []
 counts:
@@ -239,6 +249,15 @@ ARGUMENT_SPEC = {
     "repo_paths": {"type": "list", "elements": "str", "default": []},
 }
 REFERENCE_KEYS = ("file", "line", "location", "kind", "value")
+# What each entry of 'infos' holds when it is a flyio_app_info result: list -> type of its items (null allowed).
+INFO_LISTS = {
+    "machines": dict,
+    "volumes": dict,
+    "certificates": dict,
+    "ips": dict,
+    "secret_names": str,
+    "incomplete": str,
+}
 
 
 def validate(p: dict) -> list[str]:
@@ -252,6 +271,14 @@ def validate(p: dict) -> list[str]:
             errors.append(
                 f"option 'infos': entry {i} has no 'name' (pass the 'apps' result of sophia.migrate.flyio_app_info)"
             )
+            continue
+        for key, kind in INFO_LISTS.items():
+            value = info.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(x, kind) for x in value)):
+                errors.append(
+                    f"option 'infos': {info['name']}: '{key}' must be a list of "
+                    f"{'objects' if kind is dict else 'texts'} or null, got {value!r:.80}"
+                )
     scan = p["scan"]
     refs = scan.get("references", [])
     if not isinstance(refs, list):
@@ -275,17 +302,24 @@ def validate(p: dict) -> list[str]:
                 f"option 'dns_results': entry {i} has no 'host' (pass the results of sophia.migrate.dns_check)"
             )
             break
+        for key in ("addresses", "errors"):
+            value = d.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
+                errors.append(f"option 'dns_results': {d['host']}: '{key}' must be a list of texts, got {value!r:.80}")
+    for i, d in enumerate(p["destroyed"]):
+        if d.get("name") is not None and not isinstance(d["name"], str):
+            errors.append(f"option 'destroyed': entry {i}: 'name' must be an app name, got {d['name']!r:.80}")
     for app, declared in p["backups"].items():
-        if not (declared is True or isinstance(declared, (str, list))):
-            errors.append(
-                f"option 'backups': {app}: must be where the data was saved (text), true, or a list of volume "
-                f"ids/names, got {declared!r}"
-            )
+        problem = _flyio.backup_declaration_problem(declared)
+        if problem:
+            errors.append(f"option 'backups': {app}: {problem}")
     run_id = p["run_id"]
     if not run_id or run_id in (".", "..") or "/" in run_id or os.sep in run_id or "\0" in run_id:
         errors.append(f"option 'run_id': must be a single directory name, got {run_id!r}")
     if p["directory"] is not None and not p["directory"].strip():
         errors.append("option 'directory': empty; leave it unset to write no file")
+    elif p["directory"] is not None and "\0" in p["directory"]:
+        errors.append(f"option 'directory': holds a NUL character, got {p['directory']!r}")
     return errors
 
 

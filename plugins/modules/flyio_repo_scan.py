@@ -24,8 +24,22 @@ description:
     C(.fly.dev) name, the label before C(.internal), the registry repository, the C(app =) value, or the
     C(-a)/C(--app) argument of a flyctl step.
   - Directories C(.git), C(.hg), C(.svn), C(node_modules), C(__pycache__), C(.venv) and C(.tox) are not entered;
-    symbolic links are not followed; binary files and files larger than O(max_file_size) are listed in
-    RV(skipped_files) and not read.
+    symbolic links are not followed; binary files (a NUL byte in the first 8 KiB) and files larger than
+    O(max_file_size) are listed in RV(skipped_files) and not read. Text that is not valid UTF-8 is read, its
+    invalid bytes shown as U+FFFD (so are those of file names).
+  - >-
+    A file or directory that cannot be read is listed in RV(skipped_files) with the reason C(unreadable: <why>);
+    the scan is then incomplete and M(sophia.migrate.flyio_audit_report) blocks every app for it.
+  - >-
+    Secrets found on a matching line never leave the module - RV(references[].text) and RV(references[].value) are
+    redacted (V(REDACTED) in place of the secret) before they are returned - the password of C(scheme://user:pass@),
+    URL query parameters named like token, key, secret, password, sig or auth, C(FlyV1 ...) tokens and
+    C(fm1_)/C(fm2_) macaroons, Bearer and Basic credentials, GitHub (C(ghp_), C(github_pat_)), GitLab, AWS
+    (C(AKIA...)), JWT (C(eyJ...)), Slack, Stripe, OpenAI, Google and npm token shapes, the values of command-line
+    flags such as C(--access-token) and of C(KEY=value), C(key: value) and C("key": "value") assignments whose key
+    names a secret (PASSWORD, PASS, SECRET, TOKEN, API_KEY, PRIVATE_KEY, ACCESS_KEY, ...), and long mixed-case
+    base64-like strings. The key name, the user, the host and the app stay, so each reference keeps its meaning;
+    variable references (C(${{ secrets.X }}), C($X), C({{ x }})) are kept as they are.
   - A path of O(paths) that does not exist is not an error; it is listed in RV(missing_paths), so that the caller
     can tell that the scan is incomplete.
   - Only reads; never changes anything.
@@ -100,13 +114,13 @@ references:
         V(fly_variable) or V(flyctl).
       type: str
     value:
-      description: What matched (empty for V(fly_toml)).
+      description: What matched (empty for V(fly_toml)), redacted.
       type: str
     app:
       description: The Fly app the reference names, or null when it names none.
       type: str
     text:
-      description: The line, stripped and cut to O(max_line) characters.
+      description: The line, stripped, redacted, then cut to O(max_line) characters.
       type: str
   sample:
     - file: /srv/src/sophia-main/web/app.env
@@ -116,6 +130,13 @@ references:
       value: sophiaai-dashboard-v2.fly.dev
       app: sophiaai-dashboard-v2
       text: OLD=https://sophiaai-dashboard-v2.fly.dev
+    - file: /srv/src/sophia-main/web/app.env
+      line: 3
+      location: /srv/src/sophia-main/web/app.env:3
+      kind: internal_hostname
+      value: sophiaai-jobs-v2.internal
+      app: sophiaai-jobs-v2
+      text: REDIS_URL=redis://default:REDACTED@sophiaai-jobs-v2.internal:6379
 fly_tomls:
   description: The C(fly.toml) files found, with the line and value of their C(app =) (null when there is none).
   returned: always
@@ -128,7 +149,9 @@ files_scanned:
   type: int
   sample: 42
 skipped_files:
-  description: Files not read, with the reason (binary, or larger than O(max_file_size)).
+  description: >-
+    Files (and directories) not read, with the reason - C(binary), C(larger than N bytes), C(unreadable: <why>),
+    or, for a path of O(paths), C(a symbolic link, not read) / C(not a regular file, not read).
   returned: always
   type: list
   elements: dict

@@ -19,7 +19,8 @@ deliberately malformed answers (``malformed``) are the only ones not validated.
 
 Faults the tests switch on: ``rate_limited`` (answer 429 with Retry-After to the next N requests),
 ``forbidden`` (403 for every call about these apps), ``forbid_delete`` (403 on DELETE only), ``malformed``
-(path -> raw body sent with 200), ``delete_polls`` (GETs that still find an app after its DELETE).
+(path -> raw body sent with 200), ``recorded`` (path -> a recorded answer ``{"status", "content_type", "body"}``
+replayed as it is, e.g. a proxy's 404 page), ``delete_polls`` (GETs that still find an app after its DELETE).
 """
 
 from __future__ import annotations
@@ -265,6 +266,7 @@ class FlyMachinesStandin:
         self.forbidden: set[str] = set()
         self.forbid_delete: set[str] = set()
         self.malformed: dict[str, bytes] = {}
+        self.recorded: dict[str, dict[str, t.Any]] = {}
         self.delete_polls = 0
         self.certificates_endpoint = True
         self.server = ThreadingHTTPServer((host, port), self._handler())
@@ -380,6 +382,17 @@ class FlyMachinesStandin:
         req.end_headers()
         req.wfile.write(raw)
 
+    @staticmethod
+    def _replay(req: BaseHTTPRequestHandler, answer: dict[str, t.Any]) -> None:
+        """Send a recorded answer as it is (deliberately not validated: it is what some server once sent)."""
+        body = answer.get("body", "")
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        req.send_response(int(answer["status"]))
+        req.send_header("Content-Type", answer.get("content_type", "application/json"))
+        req.send_header("Content-Length", str(len(raw)))
+        req.end_headers()
+        req.wfile.write(raw)
+
     def _authorized(self, header: str) -> bool:
         return header in (f"Bearer {self.token}", f"FlyV1 {self.token}")
 
@@ -409,6 +422,9 @@ class FlyMachinesStandin:
                 return
             if parsed.path in self.malformed:
                 self._send(req, 200, raw=self.malformed[parsed.path])
+                return
+            if parsed.path in self.recorded:
+                self._replay(req, self.recorded[parsed.path])
                 return
             if parts == ["graphql"] and method == "POST":
                 self._graphql(req, payload)

@@ -91,7 +91,12 @@ def run(world, check=False, **extra):
         "flyio_audit_probe_scheme": "http",
         "flyio_audit_probe_port": world["web_port"],
         "flyio_audit_probe_use_resolved_address": True,
-        "flyio_audit_backups": {"sophiaai-mcp-lambda-v2": "/var/backups/sophia/fly/lambda_data.tar.gz"},
+        # lambda's only volume is named (by id, with where its data went); jobs only has free text, which names no
+        # volume any more: jobs stays blocked
+        "flyio_audit_backups": {
+            "sophiaai-mcp-lambda-v2": {"vol_lambda01": "/var/backups/sophia/fly/lambda_data.tar.gz"},
+            "sophiaai-jobs-v2": "/var/backups/sophia/fly/jobs_data.tar.gz",
+        },
         "flyio_audit_destroy": True,
         "flyio_audit_destroy_confirm": ["sophiaai-mcp-repo-v2", "sophiaai-mcp-lambda-v2", "sophiaai-jobs-v2"],
         "flyio_audit_destroy_poll_interval": 0,
@@ -143,7 +148,10 @@ def test_audit_destroys_the_safe_apps_then_reports_them_gone(world):
     v = verdicts(report)
     assert v["sophiaai-mcp-repo-v2"]["verdict"] == "gone" and v["sophiaai-mcp-lambda-v2"]["verdict"] == "gone"
     assert v["sophiaai-jobs-v2"]["verdict"] == "blocked"
-    assert any("vol_jobs0001" in r and "no declared backup" in r for r in v["sophiaai-jobs-v2"]["reasons"])
+    assert any(
+        "vol_jobs0001" in r and "no declared backup" in r and "a text or true names no volume" in r
+        for r in v["sophiaai-jobs-v2"]["reasons"]
+    )
     dash = " ".join(v["sophiaai-dashboard-v2"]["reasons"])
     assert "answers HTTP 200" in dash and "app.env:2" in dash
     assert "403" in " ".join(v["sophiaai-mcp-hubspot-v2"]["reasons"])

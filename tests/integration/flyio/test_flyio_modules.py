@@ -68,7 +68,7 @@ def test_403_is_reported_per_app_and_never_deletes(legacy, capsys):
     app = result["apps"][0]
     assert app["exists"] is None and app["forbidden"] is True and result["forbidden"] == ["sophiaai-jobs-v2"]
     gone = run_module(
-        flyio_app, api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2", backup="b"), capsys
+        flyio_app, api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2", backup=["jobs_data"]), capsys
     )
     assert gone["failed"] and "403" in gone["msg"] and "nothing was deleted" in gone["msg"]
     assert legacy.calls("DELETE") == []
@@ -76,7 +76,7 @@ def test_403_is_reported_per_app_and_never_deletes(legacy, capsys):
     legacy.forbidden.clear()
     legacy.forbid_delete.add("sophiaai-jobs-v2")
     gone = run_module(
-        flyio_app, api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2", backup="b"), capsys
+        flyio_app, api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2", backup=["jobs_data"]), capsys
     )
     assert gone["failed"] and "403" in gone["msg"] and "nothing was deleted" in gone["msg"]
     assert "sophiaai-jobs-v2" in legacy.apps
@@ -103,7 +103,7 @@ def test_async_delete_polls_until_gone_then_idempotent(legacy, capsys):
         name="sophiaai-jobs-v2",
         confirm="sophiaai-jobs-v2",
         poll_interval=0.01,
-        backup="/var/backups/sophia/fly/jobs_data.tar.gz",
+        backup={"vol_jobs0001": "/var/backups/sophia/fly/jobs_data.tar.gz"},
     )
     plan = run_module(flyio_app, args, capsys, check_mode=True)
     assert plan["changed"] is True and plan["deleted"] is False and legacy.calls("DELETE") == []
@@ -111,6 +111,7 @@ def test_async_delete_polls_until_gone_then_idempotent(legacy, capsys):
         {"id": "vol_jobs0001", "name": "jobs_data", "size_gb": 10, "attached_machine_id": "148ed193b95089"}
     ]
     assert plan["will_lose"]["certificates"] == ["jobs.sophia-intel.ai"] and plan["backup_declared"] is True
+    assert plan["volumes_not_backed_up"] == []
     assert plan["diff"]["after"] == {"name": "sophiaai-jobs-v2", "exists": False}
     done = run_module(flyio_app, args, capsys)
     assert done["changed"] is True and done["deleted"] is True and done["delete_status"] == 202
@@ -127,7 +128,7 @@ def test_delete_that_never_finishes_times_out(legacy, capsys):
             legacy,
             name="sophiaai-jobs-v2",
             confirm="sophiaai-jobs-v2",
-            backup="b",
+            backup=["vol_jobs0001"],
             wait_timeout=0.3,
             poll_interval=0.05,
         ),
@@ -140,6 +141,14 @@ def test_volumes_without_backup_are_refused(legacy, capsys):
     result = run_module(flyio_app, api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2"), capsys)
     assert result["failed"] and "vol_jobs0001" in result["msg"] and "10 GB" in result["msg"]
     assert legacy.calls("DELETE") == []
+    # free text names no volume: refused as well
+    text = run_module(
+        flyio_app,
+        api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2", backup="/var/backups/jobs.tar.gz"),
+        capsys,
+    )
+    assert text["failed"] and "a text or true names no volume" in text["msg"] and legacy.calls("DELETE") == []
+    assert text["volumes_not_backed_up"] == ["vol_jobs0001"]
     forced = run_module(
         flyio_app,
         api_args(
@@ -166,6 +175,19 @@ def test_wrong_shape_answer_is_a_clear_error(legacy, capsys):
     legacy.malformed["/v1/apps"] = b'{"apps": {"name": "x"}}'
     result = run_module(flyio_app_info, api_args(legacy, org="sophia-ai"), capsys)
     assert result["failed"] and "malformed answer" in result["msg"] and "'apps'" in result["msg"]
+
+
+def test_volumes_endpoint_404_leaves_the_volumes_unknown_and_refuses_the_destroy(legacy, capsys):
+    # the app answers, its volumes endpoint answers 404 with a Fly error body: unknown, never "no volume"
+    legacy.recorded["/v1/apps/sophiaai-jobs-v2/volumes"] = {"status": 404, "body": '{"error": "not found"}'}
+    info = run_module(flyio_app_info, api_args(legacy, apps=["sophiaai-jobs-v2"]), capsys)
+    assert info["apps"][0]["volumes"] is None and any("volumes:" in i for i in info["apps"][0]["incomplete"])
+    result = run_module(
+        flyio_app,
+        api_args(legacy, name="sophiaai-jobs-v2", confirm="sophiaai-jobs-v2", accept_data_loss=True),
+        capsys,
+    )
+    assert result["failed"] and "volumes could not be listed" in result["msg"] and legacy.calls("DELETE") == []
 
 
 def test_missing_certificates_endpoint_and_graphql_failure_are_incomplete_not_fatal(legacy, capsys):

@@ -139,13 +139,23 @@ def info(**kw):
             "no declared backup",
         ),
         (
+            # free text names no volume: no longer a backup declaration for an app with volumes
             info(volumes=[{"id": "vol_1", "name": "data", "size_gb": 3}]),
             SCAN,
             None,
             {"a": "/backups/a.tar"},
+            "blocked",
+            "a text or true names no volume",
+        ),
+        (
+            info(volumes=[{"id": "vol_1", "name": "data", "size_gb": 3}]),
+            SCAN,
+            None,
+            {"a": {"vol_1": "/backups/a.tar"}},
             "safe to destroy",
             None,
         ),
+        (info(volumes=None), SCAN, None, {}, "blocked", "volumes could not be listed"),
         (
             info(volumes=[{"id": "vol_1", "name": "data", "size_gb": 3}, {"id": "vol_2", "name": "x", "size_gb": 1}]),
             SCAN,
