@@ -12,8 +12,9 @@ description:
     missing evidence (empty when the service may go). Evidence is read from the ledger
     written by the other roles; traffic is proven by a state key whose value is 100 (percent on the
     new side), data by steps whose latest entry has status C(done), a replacement running on K3s by
-    a ledger step (C(replacement_key), for example V(phase2a), whose entry is C(done) only when its
-    observability step did not fail) whose latest entry has status C(done).
+    the ledger step named in C(replacement_key) whose latest entry has status C(done) (for the
+    monitoring services V(phase2a), the phase whose observability step installs the K3s monitoring
+    stack; its entry is C(done) only when no step of the phase failed).
   - Every service needs evidence of its kind - at least one of C(traffic_key), C(data_steps),
     C(replacement_key), or an explicit C(retire_without_replacement) with a non-empty reason. A service
     with none of them, or with one that is empty or of the wrong type, is refused by name.
