@@ -195,6 +195,7 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
     try:
+        _usage.check_url(p["prometheus_url"], "prometheus_url")
         prom = Prometheus(p["prometheus_url"], timeout=p["timeout"], validate_certs=p["validate_certs"])
         result = _usage.report(prom, **{k: p[k] for k in OPTIONS})
     except (_usage.UsageError, PrometheusError, _http.HttpError) as exc:
