@@ -28,7 +28,7 @@ requirements:
   - requests
 options:
   prometheus_url:
-    description: Base URL of Prometheus, for example V(http://prometheus.monitoring:9090).
+    description: Base URL of Prometheus (C(http://) or C(https://) with a host), for example V(http://prometheus.monitoring:9090).
     type: str
     required: true
   validate_certs:
