@@ -14,6 +14,7 @@ connections under the clients' feet.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import typing as t
@@ -30,8 +31,23 @@ ERROR_MARKERS = ("Unknown command", "No such", "Require ", "Invalid", "cannot", 
                  "not found", "expects", "Missing")
 
 
+# HAProxy's own rule for proxy and server names (invalid_char() in src/tools.c): letters, digits and "_.:-".
+# A name is put into a Runtime API command line; anything else (";", spaces, newlines) would be another command.
+NAME_MAX = 64
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{NAME_MAX}}}")
+
+
 class HaproxyError(Exception):
     """The Runtime API could not be reached or refused a command."""
+
+
+def check_name(value: t.Any, what: str) -> str:
+    """``value`` when it is a valid HAProxy backend/server name, else HaproxyError naming ``what``."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise HaproxyError(f"{what} {shown} is not a HAProxy name: 1 to {NAME_MAX} characters among letters, "
+                           "digits, '_', '.', ':' and '-'")
+    return value
 
 
 class RuntimeApi:
@@ -75,6 +91,7 @@ class RuntimeApi:
 
     def servers(self, backend: str) -> dict[str, dict[str, t.Any]]:
         """``show servers state <backend>``: weight, admin/operational state and address per server."""
+        check_name(backend, "backend")
         answer = self.command(f"show servers state {backend}")
         lines = [line for line in answer.splitlines() if line.strip()]
         header = next((line for line in lines if line.startswith("# be_id")), None)
@@ -111,8 +128,12 @@ class RuntimeApi:
     def set_servers(self, backend: str, changes: list[tuple[str, int, str]]) -> None:
         """Weights and states of several servers in one Runtime API line (``cmd; cmd; ...``): HAProxy
         runs them back to back, so the traffic sees the intermediate mix for microseconds at most."""
+        check_name(backend, "backend")
         cmds = []
         for server, weight, admin in changes:
+            check_name(server, "server")
+            if admin not in ("ready", "drain", "maint") or isinstance(weight, bool) or not isinstance(weight, int):
+                raise HaproxyError(f"server {server}: weight {weight!r} / state {admin!r} cannot be sent")
             cmds += [f"set server {backend}/{server} weight {weight}", f"set server {backend}/{server} state {admin}"]
         answer = self.command("; ".join(cmds))
         for line in answer.splitlines():

@@ -5,12 +5,16 @@
   with exponential backoff on connection errors, 5xx and 429 (honouring ``Retry-After``).
 - ``HttpError`` carries the method, the URL (never credentials), the status and a short
   excerpt of the answer so an operator can act on it.
+- Redirects: a redirect to another origin (scheme, host or port) never carries credentials. requests
+  itself drops only ``Authorization``; ``CredentialSafeSession`` also drops ``api-key``, ``x-api-key``,
+  ``Cookie``, ``Proxy-Authorization`` and every header the caller marks sensitive.
 """
 
 from __future__ import annotations
 
 import time
 import typing as t
+from urllib.parse import urlsplit
 
 try:
     import requests
@@ -23,6 +27,35 @@ except ImportError as _exc:  # pragma: no cover - reported by the modules throug
     REQUESTS_IMPORT_ERROR = _exc
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Headers that carry credentials: never sent on to another origin after a redirect (lower case).
+SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key", "x-api-key"})
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url`` with the default port filled in; None when it cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return None
+
+
+if HAS_REQUESTS:
+
+    class CredentialSafeSession(requests.Session):
+        """A Session that follows a redirect to another origin without any credential header."""
+
+        def __init__(self, sensitive_headers: t.Iterable[str] = ()) -> None:
+            super().__init__()
+            self.sensitive_headers = SENSITIVE_HEADERS | {h.lower() for h in sensitive_headers}
+
+        def rebuild_auth(self, prepared_request: t.Any, response: t.Any) -> None:
+            before, after = _origin(response.request.url), _origin(prepared_request.url)
+            if before is None or before != after:
+                for name in [h for h in prepared_request.headers if h.lower() in self.sensitive_headers]:
+                    del prepared_request.headers[name]
+            super().rebuild_auth(prepared_request, response)
 
 
 class HttpError(Exception):
@@ -74,6 +107,7 @@ class HttpClient:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         sleep: t.Callable[[float], None] = time.sleep,
+        sensitive_headers: t.Iterable[str] = (),
     ):
         if not HAS_REQUESTS:
             raise HttpError("the Python library 'requests' is required")
@@ -83,7 +117,8 @@ class HttpClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
-        self.session = requests.Session()
+        # Credential headers (the defaults plus ``sensitive_headers``) never follow a redirect to another origin.
+        self.session = CredentialSafeSession(sensitive_headers)
         self.session.headers.update(headers or {})
         self.session.verify = ca_path if (validate_certs and ca_path) else validate_certs
         if client_cert:
@@ -132,6 +167,11 @@ class HttpClient:
                     self.sleep(self._delay(attempt))
                     continue
                 raise last from exc
+            except requests.exceptions.TooManyRedirects as exc:
+                raise HttpError(f"{method} {url}: too many redirects ({exc.__class__.__name__})") from exc
+            except requests.exceptions.RequestException as exc:  # InvalidURL, InvalidSchema, a bad redirect, ...
+                raise HttpError(f"{method} {url}: {exc.__class__.__name__}: the request could not be made "
+                                "(check that the URL is a valid http(s) URL)") from exc
             if response.status_code in expected:
                 return response
             body = _excerpt(response.text) if not kwargs.get("stream") else ""

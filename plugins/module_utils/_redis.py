@@ -30,6 +30,7 @@ import ssl
 import tempfile
 import time
 import typing as t
+import uuid
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _ledger
 
@@ -301,12 +302,52 @@ def _role_summary(ep: Endpoint, client: t.Any) -> dict[str, t.Any]:
     return out
 
 
-def _set_masterauth(ep: Endpoint, client: t.Any, upstream: Endpoint) -> None:
-    """Give ``client``'s server the credentials it needs to replicate from ``upstream``."""
-    if upstream.password:
-        call(ep, "setting masterauth (CONFIG SET)", client.config_set, "masterauth", upstream.password)
-    if upstream.username:
-        call(ep, "setting masteruser (CONFIG SET)", client.config_set, "masteruser", upstream.username)
+def _config_value(ep: Endpoint, client: t.Any, name: str) -> str:
+    raw = call(ep, f"reading {name} (CONFIG GET)", client.config_get, name) or {}
+    return next((_s(v) for k, v in raw.items() if _s(k) == name), "")
+
+
+def _replication_credentials(upstream: Endpoint) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in (("masterauth", upstream.password), ("masteruser", upstream.username))
+            if value]
+
+
+def _set_masterauth(ep: Endpoint, client: t.Any, upstream: Endpoint) -> dict[str, str]:
+    """Give ``client``'s server the credentials it needs to replicate from ``upstream``.
+
+    Returns the values these settings had before, for those this call changed (kept in memory to put
+    them back once the server no longer replicates; never returned to the caller of the module).
+    """
+    prior: dict[str, str] = {}
+    for name, value in _replication_credentials(upstream):
+        before = _config_value(ep, client, name)
+        if before != value:
+            call(ep, f"setting {name} (CONFIG SET)", client.config_set, name, value)
+            prior[name] = before
+    return prior
+
+
+def _unset_masterauth(ep: Endpoint, client: t.Any, upstream: Endpoint, prior: dict[str, str] | None) -> dict[str, str]:
+    """``ep`` no longer replicates from ``upstream``: remove the credentials the migration gave it.
+
+    ``prior`` holds the values before this run changed them (put back as they were: an empty one is
+    cleared). A setting this run did not change but that holds exactly ``upstream``'s credential was
+    set by an earlier run of the migration (replication started, cutover now) and is cleared; any
+    other value was configured by someone else and is kept. Returns, per setting, what was done
+    (cleared, restored, kept), never a value.
+    """
+    out: dict[str, str] = {}
+    for name, value in _replication_credentials(upstream):
+        if prior is not None and name in prior:  # this run changed it
+            before = prior[name]
+        elif prior is None and _config_value(ep, client, name) == value:  # an earlier run set it
+            before = ""
+        else:  # configured before the migration (this run found it in place), or another value
+            out[name] = "kept"
+            continue
+        call(ep, f"{'restoring' if before else 'clearing'} {name} (CONFIG SET)", client.config_set, name, before)
+        out[name] = "restored" if before else "cleared"
+    return out
 
 
 def replicate(src: Endpoint, tgt: Endpoint, opts: ReplicateOptions, check_mode: bool = False,
@@ -321,6 +362,7 @@ def replicate(src: Endpoint, tgt: Endpoint, opts: ReplicateOptions, check_mode: 
     si = info(src, s, "replication")
     ti = info(tgt, tc, "replication")
     state = replication_state(si, ti, up, back)
+    prior_t: dict[str, str] | None = None  # masterauth/masteruser of the target before this run set them
     result: dict[str, t.Any] = {"changed": False, "mode": "replicate", "state_before": state,
                                 "replicaof": f"{up[0]}:{up[1]}", "cutover_requested": opts.cutover}
     t_master = f"{ti.get('master_host')}:{ti.get('master_port')}" if ti.get("role") == "slave" else None
@@ -344,6 +386,10 @@ def replicate(src: Endpoint, tgt: Endpoint, opts: ReplicateOptions, check_mode: 
 
     if state == "cut_over":
         result["msg"] = "already cut over: the target is primary and the old source replicates from it"
+        if not check_mode:  # the new primary keeps no replication credential a former run left on it
+            cleaned = _unset_masterauth(tgt, tc, src, None)
+            result["masterauth"] = {"target": cleaned}
+            result["changed"] = any(v != "kept" for v in cleaned.values())
         return finish("cut_over")
 
     if state == "independent":
@@ -360,7 +406,7 @@ def replicate(src: Endpoint, tgt: Endpoint, opts: ReplicateOptions, check_mode: 
             planned = {**before, "target_role": "slave", "target_master": f"{up[0]}:{up[1]}"}
             result["diff"] = {"before": before, "after": planned}
             return result
-        _set_masterauth(tgt, tc, src)
+        prior_t = _set_masterauth(tgt, tc, src)
         call(tgt, f"starting replication (REPLICAOF {up[0]} {up[1]})", tc.execute_command, "REPLICAOF", up[0], up[1])
         result["changed"] = True
 
@@ -379,6 +425,10 @@ def replicate(src: Endpoint, tgt: Endpoint, opts: ReplicateOptions, check_mode: 
 
     result["cutover"] = cutover(src, s, tgt, tc, opts, back, clock, sleep)
     result["changed"] = True
+    # The new primary replicates from nobody: the credential it used to reach the source goes (or is put back
+    # as the user had it); the old source keeps its own only while it replicates (the way back).
+    result["masterauth"] = {"target": _unset_masterauth(tgt, tc, src, prior_t),
+                            "source": result["cutover"].pop("masterauth_source")}
     result["msg"] = f"cut over by {result['cutover']['method']}: the target is primary" + (
         ", the old source replicates from it" if opts.way_back else "")
     return finish("cut_over")
@@ -397,19 +447,30 @@ def cutover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOp
         raise RedisMigrateError(f"{src.name}: does not list {tgt.host}:{tgt.port} among its replicas "
                                 f"({listed}), so "
                                 "FAILOVER TO cannot be used; use cutover_method=pause (nothing was promoted)")
-    if method == "failover":
-        out = _cutover_failover(src, s, tgt, tc, opts, seen or {}, clock, sleep)
-    else:
-        out = _cutover_pause(src, s, tgt, tc, opts, back, clock, sleep)
+    # The old primary replicates from the target during FAILOVER and, with the way back, afterwards.
+    prior_s = _set_masterauth(src, s, tgt) if method == "failover" or opts.way_back else None
+    try:
+        if method == "failover":
+            out = _cutover_failover(src, s, tgt, tc, opts, seen or {}, clock, sleep)
+        else:
+            out = _cutover_pause(src, s, tgt, tc, opts, back, clock, sleep)
+    except RedisMigrateError:
+        if prior_s:  # nothing promoted, the source still primary: it needs no replication credential
+            with contextlib.suppress(RedisMigrateError):
+                if info(src, s, "replication").get("role") == "master":
+                    _unset_masterauth(src, s, tgt, prior_s)
+        raise
     if opts.way_back:
         out["way_back"] = _wait_way_back(src, s, opts.cutover_timeout, opts.poll_interval, clock, sleep)
+        out["masterauth_source"] = {name: "in use" for name, _v in _replication_credentials(tgt)}
+    else:
+        out["masterauth_source"] = _unset_masterauth(src, s, tgt, prior_s) if prior_s is not None else {}
     return out
 
 
 def _cutover_failover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOptions,
                       seen: dict[str, t.Any], clock: t.Callable[[], float],
                       sleep: t.Callable[[float], None]) -> dict[str, t.Any]:
-    _set_masterauth(src, s, tgt)  # the old primary will replicate from the target
     start = clock()
     ms = int(opts.cutover_timeout * 1000)
     call(src, f"FAILOVER TO {seen.get('ip')} {seen.get('port')}", s.execute_command,
@@ -465,7 +526,6 @@ def _cutover_pause(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: Repl
         call(tgt, "promoting the target (REPLICAOF NO ONE)", tc.execute_command, "REPLICAOF", "NO", "ONE")
         promoted = True
         if opts.way_back:
-            _set_masterauth(src, s, tgt)
             call(src, f"making the old source a replica (REPLICAOF {back[0]} {back[1]})",
                  s.execute_command, "REPLICAOF", back[0], back[1])
         # A write that reached the source after the offsets matched would be lost: prove there was none.
@@ -503,6 +563,48 @@ def _db_list(ep: Endpoint, client: t.Any, databases: list[int] | None) -> list[i
     return sorted(databases) if databases else sorted(keyspace(ep, client)) or [0]
 
 
+CHECKPOINT_FIELDS = ("db", "cursor", "copied", "run_id", "databases", "source", "target")
+
+
+def server_identity(ep: Endpoint, client: t.Any) -> dict[str, t.Any]:
+    """Which server this is: the address we reach it at, its ``run_id`` (new at every start) and its
+    ``master_replid`` (new at every start and promotion), from INFO server / INFO replication."""
+    return {"address": f"{ep.host}:{ep.port}", "run_id": _s(info(ep, client, "server").get("run_id", "")),
+            "master_replid": _s(info(ep, client, "replication").get("master_replid", ""))}
+
+
+def checkpoint_mismatches(checkpoint: t.Any, source: dict[str, t.Any], target: dict[str, t.Any],
+                          databases: list[int]) -> list[str]:
+    """Why ``checkpoint`` (the ledger state of a dump copy) does not belong to this source, target and
+    database list; empty when a run may resume from it. A checkpoint that does not name its servers
+    (written by hand or by an older version) never matches."""
+    if not isinstance(checkpoint, dict):
+        return [f"it is not a checkpoint of this module ({type(checkpoint).__name__})"]
+    absent = [f for f in CHECKPOINT_FIELDS if f not in checkpoint]
+    if absent:
+        return [f"it does not record {', '.join(absent)}, so it cannot be tied to this source and target"]
+    out: list[str] = []
+    for field in ("db", "cursor", "copied"):
+        value = checkpoint[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            out.append(f"its {field} {value!r} is not a non-negative integer")
+    saved_dbs = checkpoint["databases"]
+    if not isinstance(saved_dbs, list) or sorted(saved_dbs) != sorted(databases):
+        out.append(f"it covers databases {saved_dbs!r}, this run {databases!r} (option databases)")
+    elif isinstance(checkpoint["db"], int) and checkpoint["db"] not in databases:
+        out.append(f"its database {checkpoint['db']} is not among {databases!r}")
+    for label, now in (("source", source), ("target", target)):
+        saved = checkpoint[label]
+        if not isinstance(saved, dict):
+            out.append(f"its {label} {saved!r} is not a server identity")
+            continue
+        for field, why in (("address", ""), ("run_id", " (the server restarted, or it is another server)"),
+                           ("master_replid", " (the server restarted or was promoted, or it is another server)")):
+            if saved.get(field) != now.get(field):
+                out.append(f"{label} {field} is {now.get(field)!r}, the checkpoint's {saved.get(field)!r}{why}")
+    return out
+
+
 def dump_copy(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, batch_size: int = 1000,
               replace: bool = True, overwrite_target: bool = False, ledger_path: str | None = None,
               ledger_step: str = "redis/dump", check_mode: bool = False,
@@ -510,6 +612,9 @@ def dump_copy(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, 
               clock: t.Callable[[], float] = time.monotonic) -> dict[str, t.Any]:
     """mode=dump: SCAN + DUMP/RESTORE (pipelined), TTLs kept, cursor checkpointed in the ledger.
 
+    The checkpoint names the source and the target (address, ``run_id``, ``master_replid``), the
+    databases and the copy's own run id; a run resumes only from a checkpoint that matches, so a stale
+    one can never stand in for the ``overwrite_target`` check.
     ``stop_after_batches`` stops early (as an interruption would), leaving the checkpoint; tests use it.
     """
     started = clock()
@@ -517,18 +622,36 @@ def dump_copy(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, 
     tc = connect(tgt)
     dbs = _db_list(src, s, databases)
     result: dict[str, t.Any] = {"changed": False, "mode": "dump", "databases": dbs}
+    identity = {"source": server_identity(src, s), "target": server_identity(tgt, tc)}
     checkpoint: dict[str, t.Any] | None = None
+    where = f"ledger {ledger_path}, state key '{ledger_step}'"
     if ledger_path:
         try:
             ledger = _ledger.load(ledger_path)
             if _ledger.is_done(ledger, ledger_step):
                 entry = _ledger.find(ledger, ledger_step) or {}
-                result.update(msg=f"already done according to ledger step {ledger_step}", **entry.get("data", {}))
+                data = entry.get("data") or {}
+                done_for = {k: data.get(f"{k}_address") for k in ("source", "target")}
+                now_for = {k: identity[k]["address"] for k in ("source", "target")}
+                if data.get("source_address") is not None and done_for != now_for:
+                    raise RedisMigrateError(
+                        f"ledger {ledger_path}: step '{ledger_step}' was done from {done_for['source']} to "
+                        f"{done_for['target']}, not from {now_for['source']} to {now_for['target']}; "
+                        "use another ledger_step for another pair of servers")
+                result.update(msg=f"already done according to ledger step {ledger_step}", **data)
                 result["changed"] = False
                 return result
             checkpoint = ledger.get("state", {}).get(ledger_step)
         except _ledger.LedgerError as exc:
             raise RedisMigrateError(f"option ledger_path: {exc}") from exc
+    if checkpoint is not None:
+        wrong = checkpoint_mismatches(checkpoint, identity["source"], identity["target"], dbs)
+        if wrong:
+            raise RedisMigrateError(
+                f"the dump checkpoint in {where} does not belong to this copy: {'; '.join(wrong)}. "
+                "Nothing was copied. If the checkpoint is stale, remove it (sophia.migrate.ledger "
+                f"operation=set_state key={ledger_step} value=null) and run again: a new copy starts from "
+                "the beginning and refuses a non-empty target unless overwrite_target=true")
     src_keys = keyspace(src, s)
     result["source_keys"] = keyspace_public({db: src_keys.get(db, 0) for db in dbs})
     if not checkpoint:
@@ -545,6 +668,8 @@ def dump_copy(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, 
     skipped = int(checkpoint.get("skipped", 0)) if checkpoint else 0
     start_db = int(checkpoint["db"]) if checkpoint else dbs[0]
     start_cursor = int(checkpoint["cursor"]) if checkpoint else 0
+    run_id = str(checkpoint["run_id"]) if checkpoint else uuid.uuid4().hex
+    result["run_id"] = run_id
     result["resumed_from"] = {"db": start_db, "cursor": start_cursor, "copied": copied} if checkpoint else None
     batches = 0
 
@@ -552,7 +677,8 @@ def dump_copy(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, 
         if ledger_path:
             try:
                 _ledger.set_state(ledger_path, ledger_step, {"db": db, "cursor": cursor, "copied": copied,
-                                                             "skipped": skipped, "databases": dbs})
+                                                             "skipped": skipped, "databases": dbs,
+                                                             "run_id": run_id, **identity})
             except _ledger.LedgerError as exc:
                 raise RedisMigrateError(f"option ledger_path: {exc}") from exc
 
@@ -584,7 +710,9 @@ def dump_copy(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, 
                "duration_seconds": round(seconds, 3),
                "keys_per_second": round(copied / seconds, 1) if seconds > 0 else None,
                "source_keys": result["source_keys"],
-               "target_keys": keyspace_public({db: n for db, n in keyspace(tgt, tc).items() if db in dbs})}
+               "target_keys": keyspace_public({db: n for db, n in keyspace(tgt, tc).items() if db in dbs}),
+               "run_id": run_id, "source_address": identity["source"]["address"],
+               "target_address": identity["target"]["address"]}
     result.update(figures)
     if ledger_path:
         try:

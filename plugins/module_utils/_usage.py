@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import typing as t
+from urllib.parse import urlsplit
 
 from ansible_collections.sophia.migrate.plugins.module_utils._prometheus import Prometheus
 
@@ -32,6 +33,20 @@ class UsageError(Exception):
 def check_duration(value: str, name: str) -> str:
     if not _DURATION.match(value or ""):
         raise UsageError(f"option '{name}' must be a Prometheus duration like 30s, 15m, 1h or 7d (got {value!r})")
+    return value
+
+
+def check_url(value: str, name: str) -> str:
+    """``value`` when it is an http(s) URL with a host (and a valid port), else a UsageError naming ``name``."""
+    try:
+        parts = urlsplit(value or "")
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(f"option '{name}' must be an http:// or https:// URL with a host, for example "
+                         f"http://prometheus.monitoring:9090 (got {value!r})")
     return value
 
 

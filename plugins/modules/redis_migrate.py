@@ -16,8 +16,17 @@ description:
     (C(CLIENT PAUSE WRITE)), waits for offset equality and promotes the target (C(REPLICAOF NO ONE)).
     With O(way_back=true) the old source then replicates from the new primary, so going back is the same module
     with O(source) and O(target) swapped. Every wait has a deadline; on a timeout nothing is promoted.
+  - After the cutover a server that no longer replicates keeps no replication credential of the migration -
+    C(masterauth)/C(masteruser) set by the migration are put back as they were before (cleared when they were
+    empty; a value found in place before is kept). On the new primary, a value equal to the source's credential
+    left by an earlier run (replication started by one run, cutover by the next) is cleared.
   - V(dump) copies keys with C(SCAN) + C(DUMP)/C(RESTORE), pipelined, TTLs preserved, for targets that cannot replicate
     (managed Redis). With O(ledger_path) the scan cursor is saved after every batch and a new run resumes from it.
+    The checkpoint names the source and the target (address, C(run_id) and C(master_replid) from C(INFO)), the
+    databases and the copy's own run id; a checkpoint that does not match the current source, target and databases
+    (another server, a server restarted since, a checkpoint written by hand or by an older version) is refused,
+    naming the mismatch and the ledger, and nothing is copied. Remove it (M(sophia.migrate.ledger)
+    C(operation=set_state) C(value=null)) to start afresh; O(overwrite_target) then applies again.
   - V(rdb) streams an RDB snapshot of O(source) over the replication protocol (as C(redis-cli --rdb) does) into O(dest)
     on the host running the module, with its sha256. Use it as the backup before anything changes.
   - V(verify) compares O(source) and O(target) per database, fully or on a random O(sample) - key count, type,
@@ -149,7 +158,9 @@ options:
     type: float
     default: 30
   overwrite_target:
-    description: Allow replacing keys that the target already holds (O(mode=replicate) and O(mode=dump)).
+    description:
+      - Allow replacing keys that the target already holds (O(mode=replicate) and O(mode=dump)).
+      - A O(mode=dump) run resuming from its own checkpoint does not ask again (the keys are its own copy).
     type: bool
     default: false
   databases:
@@ -285,6 +296,15 @@ cutover:
       (role and link of the old source).
   returned: when a cutover ran
   type: dict
+masterauth:
+  description:
+    - What the run did with the replication credentials (C(masterauth), C(masteruser)) of each server after the
+      cutover - V(cleared), V(restored) (to the value the server had before the migration set it), V(kept)
+      (configured before, not the migration's) or V(in use) (the old source replicates on the way back).
+      Never the values.
+  returned: mode=replicate when a cutover ran, or the run found the pair cut over already
+  type: dict
+  sample: {"target": {"masterauth": "cleared"}, "source": {"masterauth": "in use"}}
 undo:
   description: How to undo the step, for the migration ledger.
   returned: mode=replicate or mode=dump
@@ -313,6 +333,10 @@ resumed_from:
   description: The ledger checkpoint a O(mode=dump) run resumed from (V(null) when it started afresh).
   returned: mode=dump
   type: dict
+run_id:
+  description: Id of the O(mode=dump) copy, kept in its checkpoint and its ledger entry (a resumed copy keeps it).
+  returned: mode=dump and not in check mode
+  type: str
 verified:
   description: Whether source and target matched (O(mode=verify)).
   returned: mode=verify

@@ -36,7 +36,10 @@ options:
     type: str
     required: true
   backend:
-    description: The route's backend in the HAProxy configuration.
+    description:
+      - The route's backend in the HAProxy configuration.
+      - Backend and server names are HAProxy names (1 to 64 letters, digits, C(_), C(.), C(:), C(-)); any other
+        name is refused before anything is sent to the Runtime API, in check mode too.
     type: str
     required: true
   old_servers:
@@ -117,6 +120,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import (
     HaproxyError,
     RuntimeApi,
+    check_name,
     plan_weights,
     share_of,
 )
@@ -128,6 +132,11 @@ def _view(servers: dict) -> dict:
 
 def run(module: AnsibleModule) -> dict:
     p = module.params
+    # Names go into Runtime API command lines: validated before any socket I/O, check mode included.
+    check_name(p["backend"], "option backend:")
+    for option in ("old_servers", "new_servers"):
+        for name in p[option]:
+            check_name(name, f"option {option}: server")
     api = RuntimeApi(p["runtime_api"], p["timeout"])
     names = list(p["old_servers"]) + list(p["new_servers"])
     if len(set(names)) != len(names):

@@ -28,7 +28,7 @@ requirements:
   - requests
 options:
   prometheus_url:
-    description: Base URL of Prometheus, for example V(http://prometheus.monitoring:9090).
+    description: Base URL of Prometheus (C(http://) or C(https://) with a host), for example V(http://prometheus.monitoring:9090).
     type: str
     required: true
   validate_certs:
@@ -195,6 +195,7 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
     try:
+        _usage.check_url(p["prometheus_url"], "prometheus_url")
         prom = Prometheus(p["prometheus_url"], timeout=p["timeout"], validate_certs=p["validate_certs"])
         result = _usage.report(prom, **{k: p[k] for k in OPTIONS})
     except (_usage.UsageError, PrometheusError, _http.HttpError) as exc:

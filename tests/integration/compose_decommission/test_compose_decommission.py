@@ -97,7 +97,7 @@ def run_role(tmp_path, project, extra: dict, check: bool = False) -> subprocess.
         "compose_decommission_services": [
             {"name": "edge", "edge": True, "traffic_key": "traffic/www"},
             {"name": "api", "traffic_key": "traffic/api", "data_steps": ["data/api/cutover"]},
-            {"name": "worker"},
+            {"name": "worker", "retire_without_replacement": "the test project's worker has no replacement"},
         ],
         "compose_decommission_backup_dir": str(tmp_path / "backups"),
         "compose_decommission_ledger_path": str(tmp_path / "ledger.json"),

@@ -44,6 +44,9 @@ class FakeServer:
         self.config[key] = value
         return True
 
+    def config_get(self, key: str) -> dict[str, str]:
+        return {key: self.config.get(key, "")}
+
     def execute_command(self, *args: t.Any) -> bytes:
         words = [str(a).upper() for a in args]
         if words[:3] == ["REPLICAOF", "NO", "ONE"]:
@@ -179,7 +182,9 @@ def test_replicate_and_pause_cutover_with_way_back(monkeypatch):
     assert result["state_before"] == "independent" and result["state_after"] == "cut_over"
     assert result["cutover"]["method"] == "pause"  # the fake source lists no replica: FAILOVER TO is not possible
     assert tgt.role == "master" and src.role == "slave" and src.master == ("10.0.0.2", 6380)
-    assert tgt.config["masterauth"] == "x" and src.config["masterauth"] == "y" and src.paused is False
+    # the new primary no longer holds the source's password; the old source replicates with the target's
+    assert tgt.config["masterauth"] == "" and src.config["masterauth"] == "y" and src.paused is False
+    assert result["masterauth"] == {"target": {"masterauth": "cleared"}, "source": {"masterauth": "in use"}}
     assert result["undo"]["new_primary"] == "10.0.0.2:6380"
 
 

@@ -12,9 +12,12 @@ import pytest
 from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import (
     HaproxyError,
     RuntimeApi,
+    check_name,
     plan_weights,
     share_of,
 )
+from ansible_collections.sophia.migrate.plugins.modules import splitter_weight
+from support.modules import run_module
 
 # header and row layout as HAProxy 2.6.12 (Debian 12) answers; the admin/operational values are chosen per
 # row: compose1 ready, k3s1 configured "disabled" then set ready (admin 0x04 = CMAINT only, as observed),
@@ -111,3 +114,37 @@ def test_refused_command_is_an_error(fake_api):
     api.command = lambda cmd: "No such server.\n"  # type: ignore[method-assign]
     with pytest.raises(HaproxyError, match="refused a change on backend route_x: No such server"):
         api.set_servers("route_x", [("k3s9", 10, "ready")])
+
+
+@pytest.mark.parametrize("name", ["route_x", "mcp-context", "be.www:8443", "A" * 64])
+def test_haproxy_names_are_accepted(name):
+    assert check_name(name, "backend") == name
+
+
+@pytest.mark.parametrize("name", ["route_x; disable frontend www", "route_x\nshutdown sessions", "a b", "", "A" * 65,
+                                  "route/x", "é", None, 5])
+def test_other_names_are_refused_before_anything_is_sent(fake_api, name):
+    path, seen = fake_api
+    with pytest.raises(HaproxyError, match="is not a HAProxy name"):
+        check_name(name, "backend")
+    api = RuntimeApi(path, 2)
+    with pytest.raises(HaproxyError, match="is not a HAProxy name"):
+        api.servers(name)
+    with pytest.raises(HaproxyError, match="is not a HAProxy name"):
+        api.set_servers(name, [("k3s1", 10, "ready")])
+    with pytest.raises(HaproxyError, match="is not a HAProxy name"):
+        api.set_servers("route_x", [(name, 10, "ready")])
+    assert seen == []
+
+
+def test_module_refuses_an_injected_name_in_check_mode_without_touching_the_socket(fake_api, capsys):
+    path, seen = fake_api
+    base = {"runtime_api": path, "backend": "route_x", "old_servers": ["compose1"], "new_servers": ["k3s1"],
+            "share": 25}
+    bad = run_module(splitter_weight, {**base, "backend": "route_x; disable frontend www"}, capsys, check_mode=True)
+    assert bad["failed"] and bad["msg"].startswith("splitter_weight: option backend: 'route_x; disable frontend www'")
+    server = run_module(splitter_weight, {**base, "new_servers": ["k3s1 weight 0"]}, capsys, check_mode=True)
+    assert server["failed"] and "option new_servers: server 'k3s1 weight 0' is not a HAProxy name" in server["msg"]
+    assert seen == []
+    good = run_module(splitter_weight, base, capsys, check_mode=True)
+    assert not good.get("failed") and seen == ["show servers state route_x"], good
