@@ -32,7 +32,6 @@ options:
     description: With O(project), fail unless each of these services exists in it.
     type: list
     elements: str
-    default: []
   docker_host:
     description: Docker daemon URL. Defaults to C(DOCKER_HOST) or the local socket.
     type: str
@@ -99,7 +98,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "project": {"type": "str"},
-            "services": {"type": "list", "elements": "str", "default": []},
+            # no default: required_by would otherwise see it always set and demand a project
+            "services": {"type": "list", "elements": "str"},
             "docker_host": {"type": "str"},
             "sizes": {"type": "bool", "default": True},
         },
@@ -120,7 +120,7 @@ def main() -> None:
         result = {"changed": False, "projects": projects}
         if p["project"]:
             result["project"] = dc.require_project(projects, p["project"])
-            dc.require_services(result["project"], p["services"])
+            dc.require_services(result["project"], p["services"] or [])
     except dc.ComposeInfoError as exc:
         module.fail_json(msg=f"compose_project_info: {exc}")
     module.exit_json(**result)

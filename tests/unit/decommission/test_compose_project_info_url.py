@@ -22,3 +22,16 @@ def test_malformed_docker_host_fails_cleanly(docker_host, text, capsys):
     assert res["failed"] and text in res["msg"], res["msg"]
     assert "S3cr3tPw" not in res["msg"]
     assert "S3cr3tPw" not in json.dumps({k: v for k, v in res.items() if k != "invocation"})
+
+
+def test_no_project_lists_every_project(monkeypatch, capsys):
+    """Without `project` (the first EXAMPLE) the module lists projects; `services` alone needs a project."""
+    from ansible_collections.sophia.migrate.plugins.module_utils import _docker_compose as dc
+
+    monkeypatch.setattr(dc, "client", lambda *_a, **_k: object())
+    monkeypatch.setattr(dc, "discover", lambda _cli, project, sizes: {"sophia": {"services": {}}})
+    res = run_module(compose_project_info, {"sizes": False}, capsys)
+    assert not res.get("failed"), res
+    assert res["projects"] == {"sophia": {"services": {}}}
+    res = run_module(compose_project_info, {"services": ["redis"]}, capsys)
+    assert res["failed"] and "project" in res["msg"]
