@@ -476,6 +476,15 @@ class _Ctx:
         self.notes: list[dict[str, str]] = []
         self.warnings: list[str] = []
         self.secret_values: set[str] = set()
+        # (kind, name) of every object made so far -> what in the Compose project it was made from
+        self.objects: dict[tuple[str, str], str] = {}
+
+    def claim(self, kind: str, name: str, origin: str) -> None:
+        """Refuse a second, different Compose origin for the same Kubernetes object (one would replace the other)."""
+        first = self.objects.setdefault((kind, name), origin)
+        if first != origin:
+            raise ComposeError(f"{first} and {origin} both become the Kubernetes {kind} {name!r}; one would "
+                               "replace the other: rename one of them in the Compose file")
 
     def unsupported_field(self, service: str, field: str, reason: str) -> None:
         self.unsupported.append({"service": service, "field": field, "reason": reason})
@@ -747,6 +756,7 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
         if missing:
             raise ComposeError(f"option services: not in the compose project: {', '.join(missing)}")
     selected = sorted(opts.services or services)
+    _refuse_name_collisions(project)
     per_service: dict[str, list[dict[str, t.Any]]] = {}
     summary: dict[str, dict[str, t.Any]] = {}
     ports_of = {}
@@ -772,6 +782,25 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
         "warnings": ctx.warnings,
         "secret_values": ctx.secret_values,
     }
+
+
+def _refuse_name_collisions(project: dict[str, t.Any]) -> None:
+    """Compose names that differ only where Kubernetes names cannot (``api_x`` and ``api-x``, case, length) map to
+    the same object name: refuse them, naming both, instead of letting one object replace the other."""
+    prefix = project["name"]
+    for field, label in (("services", "service"), ("volumes", "volume"), ("secrets", "secret"),
+                         ("configs", "config")):
+        seen: dict[tuple[str, str], str] = {}
+        for name in sorted(str(n) for n in (project.get(field) or {})):
+            # the pod volume (or object) name, and the project-prefixed object name (claim, Secret, ConfigMap)
+            derived = [("own", dns_name(name))]
+            if field != "services":
+                derived.append(("object", dns_name(f"{prefix}-{name}")))
+            for space, k8s in derived:
+                other = seen.setdefault((space, k8s), name)
+                if other != name:
+                    raise ComposeError(f"{field}: {label}s {other!r} and {name!r} both become the Kubernetes name "
+                                       f"{k8s!r}; one would replace the other: rename one of them")
 
 
 def _topo(names: list[str], services: dict[str, t.Any]) -> list[str]:
@@ -871,10 +900,12 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     plain, secret = _env_split(name, svc.get("environment") or {}, ctx)
     env_from = []
     if plain:
+        ctx.claim("ConfigMap", f"{k8s}-env", f"the environment of service {name!r}")
         docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(f"{k8s}-env", ctx, name),
                      "data": plain})
         env_from.append({"configMapRef": {"name": f"{k8s}-env"}})
     if secret:
+        ctx.claim("Secret", f"{k8s}-env", f"the environment of service {name!r}")
         docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"{k8s}-env", ctx, name),
                      "type": "Opaque", "data": {k: _b64(v) for k, v in secret.items()}})
         env_from.append({"secretRef": {"name": f"{k8s}-env"}})
@@ -958,7 +989,8 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             if stateful:
                 if not any(c["metadata"]["name"] == vname for c in claim_templates):
                     claim_templates.append({"metadata": {"name": vname}, "spec": spec})
-            elif not any(v["name"] == vname for v in volumes):
+            elif {"name": vname, "persistentVolumeClaim": {"claimName": claim}} not in volumes:
+                ctx.claim("PersistentVolumeClaim", claim, f"volume {src!r}")
                 volumes.append({"name": vname, "persistentVolumeClaim": {"claimName": claim}})
                 docs.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                              "metadata": _meta(claim, ctx, name, {"sophia.migrate/volume": vname}),
@@ -999,6 +1031,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             base = os.path.basename(str(path))
             key = base if re.match(r"^[-._a-zA-Z0-9]+$", base) else (dns_name(base) or "value")
             vname = dns_name(f"{field[:-1]}-{src}")
+            ctx.claim(kind, obj_name, f"{field[:-1]} {src!r}")
             if not any(d["kind"] == kind and d["metadata"]["name"] == obj_name for d in docs):
                 body: dict[str, t.Any] = {"apiVersion": "v1", "kind": kind, "metadata": _meta(obj_name, ctx, name)}
                 if kind == "Secret":
@@ -1027,7 +1060,9 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         # the container's shared-memory mount point, not a temporary file of ours
         container.setdefault("volumeMounts", []).append({"name": "dshm", "mountPath": "/dev/shm"})  # noqa: S108
     if volumes:
-        pod["volumes"] = volumes
+        pod["volumes"] = _unique_pod_volumes(where, volumes)
+    _unique_pod_volumes(where, [*pod.get("volumes", []), *({"name": c["metadata"]["name"], "claim": True}
+                                                            for c in claim_templates)])
     if opts.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
     if gpu:
@@ -1091,6 +1126,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         seen_names.add(pname)
         svc_ports.append({"name": pname, "port": p["target"], "targetPort": p["target"], "protocol": p["protocol"]})
     if svc_ports or stateful:
+        ctx.claim("Service", k8s, f"service {name!r}")
         service: dict[str, t.Any] = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(k8s, ctx, name),
                                      "spec": {"selector": labels}}
         if stateful:
@@ -1098,6 +1134,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         if svc_ports:
             service["spec"]["ports"] = svc_ports
         docs.append(service)
+    ctx.claim(kind, k8s, f"service {name!r}")
     docs.append(workload)
     docs = _sorted_docs(docs)
     info = {
@@ -1107,6 +1144,19 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         "secret_keys": sorted(secret),
     }
     return docs, info
+
+
+def _unique_pod_volumes(where: str, volumes: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """Pod volumes once each; two different volumes of one name (a named volume 'vol-0' next to a bind mount, ...)
+    are refused: Kubernetes would reject the pod."""
+    seen: dict[str, dict[str, t.Any]] = {}
+    for volume in volumes:
+        first = seen.setdefault(volume["name"], volume)
+        if first != volume:
+            raise ComposeError(f"{where}: two different volumes of the pod are named {volume['name']!r} (a named "
+                               "volume, secret or config whose name matches a generated one); rename it in the "
+                               "Compose file")
+    return list(seen.values())
 
 
 def _pod_meta(k8s: str, ctx: _Ctx, name: str, annotations: dict[str, str]) -> dict[str, t.Any]:

@@ -387,3 +387,61 @@ def test_module_malformed_input_fails_cleanly(tmp_path, capsys):
     assert missing["failed"] is True and "nope.yaml: cannot read compose file" in missing["msg"]
     unknown = run_module(compose_to_k8s, {"src": [SOPHIA], "services": ["ghost"]}, capsys)
     assert "option services: not in the compose project: ghost" in unknown["msg"]
+
+
+# ----------------------------------------------------------------------------- name collisions
+
+COLLISIONS = [
+    ("services:\n  api_x: {image: a}\n  api-x: {image: b}\n",
+     "services: services 'api-x' and 'api_x' both become the Kubernetes name 'api-x'"),
+    ("services:\n  API: {image: a}\n  api: {image: b}\n",
+     "services: services 'API' and 'api' both become the Kubernetes name 'api'"),
+    ("services:\n  web: {image: a, volumes: ['data_1:/a', 'data-1:/b']}\nvolumes: {data_1: {}, data-1: {}}\n",
+     "volumes: volumes 'data-1' and 'data_1' both become the Kubernetes name 'data-1'"),
+    ("services:\n  web: {image: a, secrets: [db_pass]}\n"
+     "secrets: {db_pass: {content: one}, db-pass: {content: two}}\n",
+     "secrets: secrets 'db-pass' and 'db_pass' both become the Kubernetes name 'db-pass'"),
+    ("services:\n  web: {image: a, configs: [app.conf]}\n"
+     "configs: {app.conf: {content: one}, app_conf: {content: two}}\n",
+     "configs: configs 'app.conf' and 'app_conf' both become the Kubernetes name 'app-conf'"),
+    # the environment Secret of service 'x' of project 'x' and the Compose secret 'env'
+    ("name: x\nservices:\n  x: {image: a, environment: {DB_PASSWORD: hunter2}, secrets: [env]}\n"
+     "secrets: {env: {content: one}}\n",
+     "the environment of service 'x' and secret 'env' both become the Kubernetes Secret 'x-env'"),
+    # a named volume called like the pod volume that a bind mount gets
+    ("services:\n  web: {image: a, volumes: ['./a:/a', 'vol-0:/data']}\nvolumes: {vol-0: {}}\n",
+     "service web: two different volumes of the pod are named 'vol-0'"),
+]
+
+
+@pytest.mark.parametrize("text,message", COLLISIONS, ids=[m[1][:50] for m in COLLISIONS])
+def test_names_that_map_to_one_kubernetes_object_are_refused(tmp_path, text, message):
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    with pytest.raises(_compose.ComposeError) as err:
+        _compose.translate(_compose.load_project([str(path)]))
+    assert message in str(err.value)
+
+
+def test_shared_volumes_and_secrets_are_not_collisions(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n"
+                    "  a: {image: a, volumes: ['data:/d'], secrets: [tok, {source: tok, target: /etc/tok}]}\n"
+                    "  b: {image: b, volumes: ['data:/d', 'data:/e'], secrets: [tok]}\n"
+                    "volumes: {data: {}}\nsecrets: {tok: {content: t0ken-value}}\n")
+    out = _compose.translate(_compose.load_project([str(path)]))
+    pod = _pod(out, "a")
+    assert [v["name"] for v in pod["volumes"]] == ["data", "secret-tok"]
+    assert len(pod["containers"][0]["volumeMounts"]) == 3
+    summary = _k8s_validate.validate_documents([("x", d) for d in _docs(out)], SCHEMAS, strict=True)
+    assert summary["errors"] == []
+
+
+def test_module_refuses_colliding_services_cleanly(tmp_path, capsys):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  api_x: {image: a}\n  api-x: {image: b}\n")
+    result = run_module(compose_to_k8s, {"src": [str(path)], "dest": str(tmp_path / "out")}, capsys)
+    assert result["failed"] is True
+    assert "'api-x' and 'api_x' both become the Kubernetes name 'api-x'" in result["msg"]
+    assert not (tmp_path / "out").exists()
+
