@@ -38,7 +38,13 @@ except ImportError:  # pragma: no cover - reported by the module
     HAS_YAML = False
 
 REDACTED = "VALUE_REDACTED"
-DEFAULT_SECRET_PATTERNS = ("*_KEY", "*_TOKEN", "*_PASSWORD", "*_SECRET", "*PASSWD*", "*_CREDENTIALS", "*API_KEY*")
+# Environment names that are secret (globs, case-insensitive; '-' and '.' in a name count as '_'): the words PASSWORD,
+# PASSWD, PASSPHRASE, SECRET, CREDENTIAL anywhere; TOKEN and KEY as a suffix or a word; PASS and PWD as a word.
+DEFAULT_SECRET_PATTERNS = (
+    "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*SECRET*", "*CREDENTIAL*", "*API_KEY*", "*APIKEY*",
+    "*TOKEN", "TOKEN_*", "*_TOKEN_*", "*KEY", "KEY_*", "*_KEY_*",
+    "PASS", "*_PASS", "PASS_*", "*_PASS_*", "PWD", "*_PWD", "PWD_*", "*_PWD_*",
+)
 DATA_IMAGES = ("redis", "qdrant", "postgres", "mysql", "mariadb", "mongo", "elasticsearch", "opensearch",
                "minio", "rabbitmq", "cassandra", "etcd", "zookeeper", "kafka", "clickhouse", "influxdb", "neo4j",
                "memcached", "valkey", "keydb", "mssql", "couchdb")
@@ -438,7 +444,8 @@ def _glob_match(name: str, pattern: str) -> bool:
 
 
 def is_secret_name(name: str, patterns: t.Iterable[str], explicit: t.Iterable[str]) -> bool:
-    return name in set(explicit) or any(_glob_match(name, p) for p in patterns)
+    words = re.sub(r"[-.]", "_", name)
+    return name in set(explicit) or any(_glob_match(name, p) or _glob_match(words, p) for p in patterns)
 
 
 # --------------------------------------------------------------------------- translation

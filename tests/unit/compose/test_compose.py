@@ -445,3 +445,52 @@ def test_module_refuses_colliding_services_cleanly(tmp_path, capsys):
     assert "'api-x' and 'api_x' both become the Kubernetes name 'api-x'" in result["msg"]
     assert not (tmp_path / "out").exists()
 
+
+# ----------------------------------------------------------------------------- secret environment names
+
+SECRET_NAMES = ["DB_PASS", "PASSWORD", "PASS", "MYSQL_PWD", "PWD", "db_pass", "db-pass", "DB_PASSWD", "SMTP_PASSWORD",
+                "dbPassword", "CLIENT_SECRET", "SECRET", "JWT_SECRET_KEY", "GITHUB_TOKEN", "TOKEN", "ACCESSTOKEN",
+                "API_KEY", "OPENAI_APIKEY", "KEY", "SSH_KEY_FILE", "PASS_FILE", "TOKEN_URL_SIGNED", "AWS_CREDENTIALS",
+                "GPG_PASSPHRASE", "REDIS_PWD_FILE"]
+PLAIN_NAMES = ["TOKENIZERS_PARALLELISM", "BYPASS_CACHE", "COMPASS_URL", "PASSENGER_COUNT", "KEYCLOAK_URL",
+               "LOG_LEVEL", "DATABASE_HOST", "PORT", "PWDIR"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_default_secret_patterns_catch(name):
+    assert _compose.is_secret_name(name, _compose.DEFAULT_SECRET_PATTERNS, ())
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_default_secret_patterns_leave_plain_names(name):
+    assert not _compose.is_secret_name(name, _compose.DEFAULT_SECRET_PATTERNS, ())
+
+
+def test_module_output_never_holds_secret_env_values(tmp_path, capsys):
+    values = {name: f"s3cr3t-value-{index:04d}" for index, name in enumerate(SECRET_NAMES)}
+    env = "\n".join(f"      {name}: {value}" for name, value in values.items())
+    path = tmp_path / "compose.yaml"
+    path.write_text(f"services:\n  app:\n    image: app\n    environment:\n{env}\n      LOG_LEVEL: info\n")
+    result = run_module(compose_to_k8s, {"src": [str(path)], "dest": str(tmp_path / "out"), "_ansible_diff": True},
+                        capsys)
+    assert not result.get("failed"), result.get("msg")
+    printed = json.dumps(result)
+    for value in values.values():
+        assert value not in printed and base64.b64encode(value.encode()).decode() not in printed
+    assert result["services"]["app"]["secret_keys"] == sorted(values)
+    docs = list(yaml.safe_load_all(pathlib.Path(result["files"]["app"]).read_text(encoding="utf-8")))
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert set(secret["data"]) == set(values) and config["data"] == {"LOG_LEVEL": "info"}
+
+
+def test_error_messages_never_quote_secret_values(tmp_path, capsys):
+    (tmp_path / ".env").write_text("REDIS_PASS=hunter2-from-dotenv\n")
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  redis:\n    image: redis\n"
+                    "    command: 'redis-server --requirepass ${REDIS_PASS} --x \"${EXTRA}'\n")
+    result = run_module(compose_to_k8s, {"src": [str(path)], "secret_variables": {"EXTRA": "given-secret-77"}},
+                        capsys)
+    assert result["failed"] is True and "service redis: command: cannot split" in result["msg"]
+    assert "hunter2-from-dotenv" not in json.dumps(result) and "given-secret-77" not in json.dumps(result)
+    assert _compose.REDACTED in result["msg"]
