@@ -145,6 +145,8 @@ def parse_env_file(path: str, where: str) -> dict[str, str]:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise ComposeError(f"{where}: cannot read env file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ComposeError(f"{where}: cannot read env file {_not_utf8(path, exc)}") from exc
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -164,19 +166,72 @@ def parse_env_file(path: str, where: str) -> dict[str, str]:
     return out
 
 
+# A Compose file of a real project holds a few thousand values; YAML aliases can make a few lines stand for billions
+# ("billion laughs"), which every later walk over the data would expand. Past this many values the file is refused.
+MAX_EXPANDED_VALUES = 100_000
+
+
+def _not_utf8(path: str, exc: UnicodeDecodeError) -> str:
+    """``path: not UTF-8 text (byte ... at offset N)``; the offset is in the file (a reader's is in its chunk)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read().decode("utf-8")
+    except UnicodeDecodeError as whole:
+        exc = whole
+    except OSError:
+        pass
+    return f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})"
+
+
 def _read_yaml(path: str) -> dict[str, t.Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as exc:
         raise ComposeError(f"{path}: cannot read compose file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ComposeError(f"{_not_utf8(path, exc)}: cannot read compose file") from exc
     except yaml.YAMLError as exc:
         raise ComposeError(f"{path}: invalid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ComposeError(f"{path}: a compose file must be a mapping, got {type(data).__name__}")
+    _bound_expansion(data, path)
     return data
+
+
+def _bound_expansion(data: t.Any, path: str, limit: int = MAX_EXPANDED_VALUES) -> None:
+    """Refuse a document whose values, with every YAML alias expanded, number more than ``limit``, or that refers to
+    itself. Aliases are shared objects after loading, so each is counted once and the check stays linear."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(value: t.Any) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ComposeError(f"{path}: a YAML alias refers to a node that contains it (a recursive structure)")
+        active.add(key)
+        total = 1
+        for item in (value.values() if isinstance(value, dict) else value):
+            total += size(item)
+            if total > limit:
+                raise ComposeError(f"{path}: with its YAML aliases expanded the file holds more than {limit} values "
+                                   "(an alias bomb?); refusing it")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(data)
+    except RecursionError as exc:
+        raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
 
 
 def _merge(base: t.Any, over: t.Any, key: str = "") -> t.Any:
@@ -1042,7 +1097,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             if not any(d["kind"] == kind and d["metadata"]["name"] == obj_name for d in docs):
                 body: dict[str, t.Any] = {"apiVersion": "v1", "kind": kind, "metadata": _meta(obj_name, ctx, name)}
                 if kind == "Secret":
-                    ctx.secret_values.add(content)
+                    ctx.secret_values.add(content if isinstance(content, str) else _b64(content))
                     body["type"] = "Opaque"
                     body["data"] = {key: _b64(content)}
                 else:
@@ -1197,7 +1252,7 @@ def _host_aliases(name: str, spec: t.Any) -> list[dict[str, t.Any]]:
     return [{"ip": ip, "hostnames": sorted(h)} for ip, h in sorted(pairs.items())]
 
 
-def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where: str) -> str | None:
+def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where: str) -> str | bytes | None:
     if decl.get("external"):
         service = where.split(":", maxsplit=1)[0].removeprefix("service ")
         ctx.note(service, field, f"{src} is external: create it in the cluster")
@@ -1209,6 +1264,11 @@ def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where:
                 return handle.read()
         except OSError as exc:
             raise ComposeError(f"{where}: cannot read {field[:-1]} file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            if field == "configs":
+                raise ComposeError(f"{where}: cannot read config file {_not_utf8(path, exc)}") from exc
+            with open(path, "rb") as handle:
+                return handle.read()  # a binary secret (keystore, key file): Secret data is base64 anyway
     if decl.get("environment"):
         value = ctx.project["variables"].get(str(decl["environment"]))
         if value is None:

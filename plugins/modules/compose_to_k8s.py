@@ -251,7 +251,8 @@ def _options(p: dict) -> _compose.Options:
 
 def _read(path: str) -> str | None:
     try:
-        with open(path, encoding="utf-8") as handle:
+        # a file there that is not UTF-8 is simply different from the manifest (and replaced)
+        with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
     except FileNotFoundError:
         return None

@@ -8,6 +8,8 @@ import json
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -23,6 +25,7 @@ SOPHIA = os.path.join(FIXTURES, "sophia", "docker-compose.yml")
 SPEC = os.path.join(FIXTURES, "spec", "compose.yaml")
 GOLDEN = os.path.join(FIXTURES, "golden")
 SCHEMAS = _k8s_validate.Schemas()
+COLLECTIONS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".ansible", "collections"))
 
 # Every fake secret value written in the fixtures' env/secret files.
 SOPHIA_SECRETS = [
@@ -494,3 +497,79 @@ def test_error_messages_never_quote_secret_values(tmp_path, capsys):
     assert result["failed"] is True and "service redis: command: cannot split" in result["msg"]
     assert "hunter2-from-dotenv" not in json.dumps(result) and "given-secret-77" not in json.dumps(result)
     assert _compose.REDACTED in result["msg"]
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+def test_module_non_utf8_files_fail_cleanly_naming_the_file(tmp_path, capsys):
+    compose = tmp_path / "compose.yaml"
+    compose.write_bytes("services:\n  web: {image: caf\xe9}\n".encode("latin-1"))
+    result = run_module(compose_to_k8s, {"src": [str(compose)]}, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == (f"compose_to_k8s: {compose}: not UTF-8 text (byte b'\\xe9' at offset 28): "
+                             "cannot read compose file")
+    compose.write_text("services:\n  web: {image: a, env_file: [app.env], configs: [c], secrets: [s]}\n"
+                       "configs: {c: {file: ./c.conf}}\nsecrets: {s: {file: ./s.bin}}\n")
+    (tmp_path / "app.env").write_bytes(b"A=\xff\n")
+    result = run_module(compose_to_k8s, {"src": [str(compose)]}, capsys)
+    assert result["failed"] is True and f"cannot read env file {tmp_path / 'app.env'}: not UTF-8 text" in result["msg"]
+    (tmp_path / "app.env").write_text("A=1\n")
+    (tmp_path / "c.conf").write_bytes(b"\xfe\xff")
+    (tmp_path / "s.bin").write_bytes(b"\x00\xffbinary-keystore")
+    result = run_module(compose_to_k8s, {"src": [str(compose)]}, capsys)
+    assert result["failed"] is True and f"cannot read config file {tmp_path}/./c.conf: not UTF-8" in result["msg"]
+    # a binary secret file is fine: Secret data is base64
+    (tmp_path / "c.conf").write_text("x = 1\n")
+    result = run_module(compose_to_k8s, {"src": [str(compose)], "dest": str(tmp_path / "out")}, capsys)
+    assert not result.get("failed"), result.get("msg")
+    secret = next(d for d in yaml.safe_load_all(pathlib.Path(result["files"]["web"]).read_text())
+                  if d["kind"] == "Secret")
+    assert base64.b64decode(secret["data"]["s"]) == b"\x00\xffbinary-keystore"
+
+
+BILLION_LAUGHS = """\
+x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+x-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+x-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+x-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+x-g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+x-h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+services: {web: {image: nginx, command: *h}}
+"""
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    """9 lines that stand for 43 million strings: refused in well under the time a walk over them takes (~1 min)."""
+    path = tmp_path / "compose.yaml"
+    path.write_text(BILLION_LAUGHS)
+    script = ("import sys\nfrom ansible_collections.sophia.migrate.plugins.module_utils import _compose\n"
+              "try:\n    _compose.translate(_compose.load_project([sys.argv[1]]))\n"
+              "except _compose.ComposeError as exc:\n    print(exc)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([COLLECTIONS, os.environ.get("PYTHONPATH", "")])}
+    try:
+        res = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=10,
+                             check=False, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the alias bomb was not refused within 10 s")
+    assert res.returncode == 0, res.stderr
+    assert f"{path}: with its YAML aliases expanded the file holds more than 100000 values" in res.stdout
+
+
+def test_recursive_alias_and_deep_nesting_are_refused(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("x-loop: &loop [*loop]\nservices: {web: {image: a, command: *loop}}\n")
+    with pytest.raises(_compose.ComposeError, match="refers to a node that contains it"):
+        _compose.load_project([str(path)])
+    path.write_text("services: {web: {image: a, command: " + "[" * 5000 + "]" * 5000 + "}}\n")
+    with pytest.raises(_compose.ComposeError, match="nested too deeply"):
+        _compose.load_project([str(path)])
+
+
+def test_a_large_real_file_is_not_an_alias_bomb(tmp_path):
+    services = "".join(f"  s{i}: &s{i} {{image: img{i}, environment: {{A: '1', B: '2'}}, ports: ['{8000 + i}']}}\n"
+                       for i in range(300))
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n" + services)
+    assert len(_compose.load_project([str(path)])["services"]) == 300
