@@ -38,7 +38,13 @@ except ImportError:  # pragma: no cover - reported by the module
     HAS_YAML = False
 
 REDACTED = "VALUE_REDACTED"
-DEFAULT_SECRET_PATTERNS = ("*_KEY", "*_TOKEN", "*_PASSWORD", "*_SECRET", "*PASSWD*", "*_CREDENTIALS", "*API_KEY*")
+# Environment names that are secret (globs, case-insensitive; '-' and '.' in a name count as '_'): the words PASSWORD,
+# PASSWD, PASSPHRASE, SECRET, CREDENTIAL anywhere; TOKEN and KEY as a suffix or a word; PASS and PWD as a word.
+DEFAULT_SECRET_PATTERNS = (
+    "*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*SECRET*", "*CREDENTIAL*", "*API_KEY*", "*APIKEY*",
+    "*TOKEN", "TOKEN_*", "*_TOKEN_*", "*KEY", "KEY_*", "*_KEY_*",
+    "PASS", "*_PASS", "PASS_*", "*_PASS_*", "PWD", "*_PWD", "PWD_*", "*_PWD_*",
+)
 DATA_IMAGES = ("redis", "qdrant", "postgres", "mysql", "mariadb", "mongo", "elasticsearch", "opensearch",
                "minio", "rabbitmq", "cassandra", "etcd", "zookeeper", "kafka", "clickhouse", "influxdb", "neo4j",
                "memcached", "valkey", "keydb", "mssql", "couchdb")
@@ -139,6 +145,8 @@ def parse_env_file(path: str, where: str) -> dict[str, str]:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise ComposeError(f"{where}: cannot read env file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ComposeError(f"{where}: cannot read env file {_not_utf8(path, exc)}") from exc
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -158,19 +166,72 @@ def parse_env_file(path: str, where: str) -> dict[str, str]:
     return out
 
 
+# A Compose file of a real project holds a few thousand values; YAML aliases can make a few lines stand for billions
+# ("billion laughs"), which every later walk over the data would expand. Past this many values the file is refused.
+MAX_EXPANDED_VALUES = 100_000
+
+
+def _not_utf8(path: str, exc: UnicodeDecodeError) -> str:
+    """``path: not UTF-8 text (byte ... at offset N)``; the offset is in the file (a reader's is in its chunk)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read().decode("utf-8")
+    except UnicodeDecodeError as whole:
+        exc = whole
+    except OSError:
+        pass
+    return f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})"
+
+
 def _read_yaml(path: str) -> dict[str, t.Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except OSError as exc:
         raise ComposeError(f"{path}: cannot read compose file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ComposeError(f"{_not_utf8(path, exc)}: cannot read compose file") from exc
     except yaml.YAMLError as exc:
         raise ComposeError(f"{path}: invalid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ComposeError(f"{path}: a compose file must be a mapping, got {type(data).__name__}")
+    _bound_expansion(data, path)
     return data
+
+
+def _bound_expansion(data: t.Any, path: str, limit: int = MAX_EXPANDED_VALUES) -> None:
+    """Refuse a document whose values, with every YAML alias expanded, number more than ``limit``, or that refers to
+    itself. Aliases are shared objects after loading, so each is counted once and the check stays linear."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(value: t.Any) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ComposeError(f"{path}: a YAML alias refers to a node that contains it (a recursive structure)")
+        active.add(key)
+        total = 1
+        for item in (value.values() if isinstance(value, dict) else value):
+            total += size(item)
+            if total > limit:
+                raise ComposeError(f"{path}: with its YAML aliases expanded the file holds more than {limit} values "
+                                   "(an alias bomb?); refusing it")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(data)
+    except RecursionError as exc:
+        raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
 
 
 def _merge(base: t.Any, over: t.Any, key: str = "") -> t.Any:
@@ -438,7 +499,8 @@ def _glob_match(name: str, pattern: str) -> bool:
 
 
 def is_secret_name(name: str, patterns: t.Iterable[str], explicit: t.Iterable[str]) -> bool:
-    return name in set(explicit) or any(_glob_match(name, p) for p in patterns)
+    words = re.sub(r"[-.]", "_", name)
+    return name in set(explicit) or any(_glob_match(name, p) or _glob_match(words, p) for p in patterns)
 
 
 # --------------------------------------------------------------------------- translation
@@ -476,6 +538,15 @@ class _Ctx:
         self.notes: list[dict[str, str]] = []
         self.warnings: list[str] = []
         self.secret_values: set[str] = set()
+        # (kind, name) of every object made so far -> what in the Compose project it was made from
+        self.objects: dict[tuple[str, str], str] = {}
+
+    def claim(self, kind: str, name: str, origin: str) -> None:
+        """Refuse a second, different Compose origin for the same Kubernetes object (one would replace the other)."""
+        first = self.objects.setdefault((kind, name), origin)
+        if first != origin:
+            raise ComposeError(f"{first} and {origin} both become the Kubernetes {kind} {name!r}; one would "
+                               "replace the other: rename one of them in the Compose file")
 
     def unsupported_field(self, service: str, field: str, reason: str) -> None:
         self.unsupported.append({"service": service, "field": field, "reason": reason})
@@ -747,6 +818,7 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
         if missing:
             raise ComposeError(f"option services: not in the compose project: {', '.join(missing)}")
     selected = sorted(opts.services or services)
+    _refuse_name_collisions(project)
     per_service: dict[str, list[dict[str, t.Any]]] = {}
     summary: dict[str, dict[str, t.Any]] = {}
     ports_of = {}
@@ -772,6 +844,25 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
         "warnings": ctx.warnings,
         "secret_values": ctx.secret_values,
     }
+
+
+def _refuse_name_collisions(project: dict[str, t.Any]) -> None:
+    """Compose names that differ only where Kubernetes names cannot (``api_x`` and ``api-x``, case, length) map to
+    the same object name: refuse them, naming both, instead of letting one object replace the other."""
+    prefix = project["name"]
+    for field, label in (("services", "service"), ("volumes", "volume"), ("secrets", "secret"),
+                         ("configs", "config")):
+        seen: dict[tuple[str, str], str] = {}
+        for name in sorted(str(n) for n in (project.get(field) or {})):
+            # the pod volume (or object) name, and the project-prefixed object name (claim, Secret, ConfigMap)
+            derived = [("own", dns_name(name))]
+            if field != "services":
+                derived.append(("object", dns_name(f"{prefix}-{name}")))
+            for space, k8s in derived:
+                other = seen.setdefault((space, k8s), name)
+                if other != name:
+                    raise ComposeError(f"{field}: {label}s {other!r} and {name!r} both become the Kubernetes name "
+                                       f"{k8s!r}; one would replace the other: rename one of them")
 
 
 def _topo(names: list[str], services: dict[str, t.Any]) -> list[str]:
@@ -871,10 +962,12 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     plain, secret = _env_split(name, svc.get("environment") or {}, ctx)
     env_from = []
     if plain:
+        ctx.claim("ConfigMap", f"{k8s}-env", f"the environment of service {name!r}")
         docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(f"{k8s}-env", ctx, name),
                      "data": plain})
         env_from.append({"configMapRef": {"name": f"{k8s}-env"}})
     if secret:
+        ctx.claim("Secret", f"{k8s}-env", f"the environment of service {name!r}")
         docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": _meta(f"{k8s}-env", ctx, name),
                      "type": "Opaque", "data": {k: _b64(v) for k, v in secret.items()}})
         env_from.append({"secretRef": {"name": f"{k8s}-env"}})
@@ -958,7 +1051,8 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             if stateful:
                 if not any(c["metadata"]["name"] == vname for c in claim_templates):
                     claim_templates.append({"metadata": {"name": vname}, "spec": spec})
-            elif not any(v["name"] == vname for v in volumes):
+            elif {"name": vname, "persistentVolumeClaim": {"claimName": claim}} not in volumes:
+                ctx.claim("PersistentVolumeClaim", claim, f"volume {src!r}")
                 volumes.append({"name": vname, "persistentVolumeClaim": {"claimName": claim}})
                 docs.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                              "metadata": _meta(claim, ctx, name, {"sophia.migrate/volume": vname}),
@@ -999,10 +1093,11 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             base = os.path.basename(str(path))
             key = base if re.match(r"^[-._a-zA-Z0-9]+$", base) else (dns_name(base) or "value")
             vname = dns_name(f"{field[:-1]}-{src}")
+            ctx.claim(kind, obj_name, f"{field[:-1]} {src!r}")
             if not any(d["kind"] == kind and d["metadata"]["name"] == obj_name for d in docs):
                 body: dict[str, t.Any] = {"apiVersion": "v1", "kind": kind, "metadata": _meta(obj_name, ctx, name)}
                 if kind == "Secret":
-                    ctx.secret_values.add(content)
+                    ctx.secret_values.add(content if isinstance(content, str) else _b64(content))
                     body["type"] = "Opaque"
                     body["data"] = {key: _b64(content)}
                 else:
@@ -1027,7 +1122,9 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         # the container's shared-memory mount point, not a temporary file of ours
         container.setdefault("volumeMounts", []).append({"name": "dshm", "mountPath": "/dev/shm"})  # noqa: S108
     if volumes:
-        pod["volumes"] = volumes
+        pod["volumes"] = _unique_pod_volumes(where, volumes)
+    _unique_pod_volumes(where, [*pod.get("volumes", []), *({"name": c["metadata"]["name"], "claim": True}
+                                                            for c in claim_templates)])
     if opts.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
     if gpu:
@@ -1091,6 +1188,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         seen_names.add(pname)
         svc_ports.append({"name": pname, "port": p["target"], "targetPort": p["target"], "protocol": p["protocol"]})
     if svc_ports or stateful:
+        ctx.claim("Service", k8s, f"service {name!r}")
         service: dict[str, t.Any] = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(k8s, ctx, name),
                                      "spec": {"selector": labels}}
         if stateful:
@@ -1098,6 +1196,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         if svc_ports:
             service["spec"]["ports"] = svc_ports
         docs.append(service)
+    ctx.claim(kind, k8s, f"service {name!r}")
     docs.append(workload)
     docs = _sorted_docs(docs)
     info = {
@@ -1107,6 +1206,19 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         "secret_keys": sorted(secret),
     }
     return docs, info
+
+
+def _unique_pod_volumes(where: str, volumes: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """Pod volumes once each; two different volumes of one name (a named volume 'vol-0' next to a bind mount, ...)
+    are refused: Kubernetes would reject the pod."""
+    seen: dict[str, dict[str, t.Any]] = {}
+    for volume in volumes:
+        first = seen.setdefault(volume["name"], volume)
+        if first != volume:
+            raise ComposeError(f"{where}: two different volumes of the pod are named {volume['name']!r} (a named "
+                               "volume, secret or config whose name matches a generated one); rename it in the "
+                               "Compose file")
+    return list(seen.values())
 
 
 def _pod_meta(k8s: str, ctx: _Ctx, name: str, annotations: dict[str, str]) -> dict[str, t.Any]:
@@ -1140,7 +1252,7 @@ def _host_aliases(name: str, spec: t.Any) -> list[dict[str, t.Any]]:
     return [{"ip": ip, "hostnames": sorted(h)} for ip, h in sorted(pairs.items())]
 
 
-def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where: str) -> str | None:
+def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where: str) -> str | bytes | None:
     if decl.get("external"):
         service = where.split(":", maxsplit=1)[0].removeprefix("service ")
         ctx.note(service, field, f"{src} is external: create it in the cluster")
@@ -1152,6 +1264,11 @@ def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where:
                 return handle.read()
         except OSError as exc:
             raise ComposeError(f"{where}: cannot read {field[:-1]} file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            if field == "configs":
+                raise ComposeError(f"{where}: cannot read config file {_not_utf8(path, exc)}") from exc
+            with open(path, "rb") as handle:
+                return handle.read()  # a binary secret (keystore, key file): Secret data is base64 anyway
     if decl.get("environment"):
         value = ctx.project["variables"].get(str(decl["environment"]))
         if value is None:

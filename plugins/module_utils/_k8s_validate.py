@@ -108,6 +108,10 @@ def _load_yaml_docs(path: str) -> list[t.Any]:
             return [d for d in yaml.safe_load_all(handle) if d is not None]
     except (OSError, yaml.YAMLError) as exc:
         raise ManifestError(f"{path}: cannot parse YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: cannot parse YAML: not UTF-8 text") from exc
+    except RecursionError as exc:
+        raise ManifestError(f"{path}: cannot parse YAML: nested too deeply") from exc
 
 
 def load_manifest_files(paths: t.Iterable[str]) -> list[tuple[str, dict[str, t.Any]]]:

@@ -9,12 +9,19 @@ upgrade headers, ``client_max_body_size``, ``proxy_{read,send,connect}_timeout``
 inherited from ``http`` -> ``server`` -> ``location`` as nginx does. ``include`` is followed (globs,
 relative to the main file's directory). Everything else that would change behaviour is reported in
 ``unsupported`` with file, line and context, never dropped silently.
+
+Host names and paths end up in Kubernetes manifests: a ``server_name`` that is not a DNS-1123 subdomain
+(a leading ``*.`` allowed), a regular-expression or wildcard-suffix name, a location path or ``proxy_pass`` URI
+with whitespace, control characters or sequences an Ingress path may not hold never becomes a route; it is
+reported in ``rejected`` (file, line, server, value, reason).
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import ipaddress
+import json
 import os
 import re
 import typing as t
@@ -50,6 +57,16 @@ STANDARD_HEADERS = frozenset({"host", "x-real-ip", "x-forwarded-for", "x-forward
 _STOCK_INCLUDES = frozenset({"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params"})
 _REDIRECT_CODES = ("301", "302", "303", "307", "308")
 _DNS1123 = re.compile(r"[^a-z0-9-]+")
+_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+# Kubernetes' Ingress rule host: a DNS-1123 subdomain, optionally a wildcard in the first label only.
+_INGRESS_HOST = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
+# An Ingress Prefix/Exact path (and the URI part of proxy_pass): printable ASCII without whitespace, and without the
+# characters the NGINX ingress controllers refuse in a path ({, }, ;, \) or that would end a quoted annotation.
+_INGRESS_PATH = re.compile(r"/[\x21-\x7e]*")
+_PATH_FORBIDDEN_CHARS = frozenset('{};\\"\'')
+# Kubernetes' Ingress path validation (networking/validation: invalidPathSequences / invalidPathSuffixes).
+_PATH_FORBIDDEN_SEQUENCES = ("//", "/./", "/../", "%2f", "%2F")
+_PATH_FORBIDDEN_SUFFIXES = ("/..", "/.")
 
 
 # traffic_shift's edge edit keeps a location's old target here (set $sophia_migrate_compose_upstream <target>;)
@@ -219,6 +236,54 @@ def route_name(host: str, path: str) -> str:
     return dns1123(f"{label}-{rest}" if rest else f"{label}-root")
 
 
+def ingress_host(name: str) -> tuple[str, str]:
+    """(host, problem) for a ``server_name``: the Ingress host ("" for the catch-all) or why it cannot be one.
+
+    nginx compares names case-insensitively, so ASCII upper case is folded; anything else that is not a DNS-1123
+    subdomain (with at most a leading ``*.``) is refused, never repaired.
+    """
+    if name in ("_", ""):
+        return "", ""
+    if name.startswith("~"):
+        return "", "a regular-expression server_name has no Ingress host equivalent"
+    if "$" in name:
+        return "", "a server_name with variables has no Ingress host equivalent"
+    if name.startswith(".") and not name.startswith(".."):
+        return "", ("'.name' (nginx: the name and all its subdomains) is not one Ingress host; "
+                    "list the name and '*.name' instead")
+    if name.endswith(".*") or "*" in name.lstrip("*"):
+        return "", "a wildcard other than a leading '*.' (for example 'app.*') has no Ingress host equivalent"
+    host = name.lower() if name.isascii() else name
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return "", "an IP address is not an Ingress host"
+    if len(host) > 253 or not _INGRESS_HOST.fullmatch(host):
+        return "", ("not a DNS-1123 subdomain (letters, digits, '-' and '.', labels of at most 63 characters, "
+                    "at most 253 in all; a wildcard only as a leading '*.')")
+    return host, ""
+
+
+def ingress_path_problem(path: str) -> str:
+    """Why ``path`` cannot be an Ingress ``Prefix``/``Exact`` path ("" when it can)."""
+    if not path.startswith("/"):
+        return "an Ingress path must start with '/'"
+    if not _INGRESS_PATH.fullmatch(path):
+        return "an Ingress path must be printable ASCII without whitespace or control characters"
+    bad = sorted(_PATH_FORBIDDEN_CHARS.intersection(path))
+    if bad:
+        return f"an Ingress path must not contain {' '.join(repr(c) for c in bad)}"
+    for seq in _PATH_FORBIDDEN_SEQUENCES:
+        if seq in path:
+            return f"an Ingress path must not contain {seq!r}"
+    for suffix in _PATH_FORBIDDEN_SUFFIXES:
+        if path.endswith(suffix):
+            return f"an Ingress path must not end with {suffix!r}"
+    return ""
+
+
 class _Settings(t.NamedTuple):
     body: str
     read: str
@@ -261,6 +326,12 @@ class _Parser:
         self.redirects: list[dict[str, t.Any]] = []
         self.servers: list[dict[str, t.Any]] = []
         self.handled: list[dict[str, t.Any]] = []
+        self.rejected: list[dict[str, t.Any]] = []
+
+    def reject(self, d: Directive, server: str, kind: str, value: str, reason: str) -> None:
+        entry = {"file": d.file, "line": d.line, "server": server, "kind": kind, "value": value, "reason": reason}
+        if entry not in self.rejected:
+            self.rejected.append(entry)
 
     def report(self, d: Directive, context: str, reason: str = "") -> None:
         entry = {"file": d.file, "line": d.line, "directive": " ".join([d.name, *d.args])[:200], "context": context}
@@ -312,13 +383,23 @@ class _Parser:
         ports = sorted({_port(args[0]) for args in listens})
         cert = next((d.args[0] for d in block if d.name == "ssl_certificate" and d.args), "")
         key = next((d.args[0] for d in block if d.name == "ssl_certificate_key" and d.args), "")
-        context = f"server {names[0]}"
+        # (a name with newlines or control characters is shown JSON-quoted in reports)
+        context = f"server {names[0] if names[0].isprintable() else json.dumps(names[0])}"
         self.servers.append({"names": names, "ports": ports, "tls": tls, "ssl_certificate": cert,
                              "ssl_certificate_key": key, "file": server.file, "line": server.line})
+        hosts: list[str] = []
+        name_directives = [d for d in block if d.name == "server_name"] or [server]
+        for name in names:
+            host, problem = ingress_host(name)
+            if problem:
+                where = next((d for d in name_directives if name in d.args), server)
+                self.reject(where, context, "server_name", name, problem)
+            elif host not in hosts:
+                hosts.append(host)
         settings = _apply(inherited, block)
         for d in block:
             if d.name == "location" and d.block is not None:
-                self.location(d, names, tls, settings, context)
+                self.location(d, hosts, tls, settings, context)
             elif d.name == "return" and d.args and d.args[0] in _REDIRECT_CODES:
                 self.redirects.append({"hosts": names, "path": "/", "code": int(d.args[0]),
                                        "target": d.args[1] if len(d.args) > 1 else "", "tls": tls})
@@ -364,7 +445,7 @@ class _Parser:
                 self.report(loc, outer, "location without proxy_pass (static files, return or other handler)")
             return
         target = marker.args[1] if marker is not None else proxy.args[0]
-        match = re.match(r"^(?P<scheme>https?)://(?P<host>[^/]+)(?P<uri>/.*)?$", target)
+        match = re.fullmatch(r"(?P<scheme>https?)://(?P<host>[^/\s]+)(?P<uri>/.*)?", target, re.DOTALL)
         if not match:
             if marker is not None:
                 self.report(marker, context, f"recorded Compose target of the splitter's edge edit ({SPLIT_MARKER}) "
@@ -375,6 +456,14 @@ class _Parser:
         if "$" in target:
             self.report(proxy, context, "proxy_pass with variables: upstream taken literally")
         scheme, hostport, uri = match["scheme"], match["host"], match["uri"]
+        problem = ingress_path_problem(path)
+        if problem:
+            self.reject(loc, outer, "location", path, problem)
+            return
+        problem = ingress_path_problem(uri) if uri else ""
+        if problem:
+            self.reject(marker or proxy, outer, "proxy_pass", target, f"its URI part: {problem}")
+            return
         if hostport in self.upstreams:
             upstreams = list(self.upstreams[hostport])
         else:
@@ -385,7 +474,7 @@ class _Parser:
         for host in names:
             self.routes.append({
                 "name": route_name(host, path),
-                "host": "" if host == "_" else host,
+                "host": host,
                 "path": path,
                 "path_type": "Exact" if modifier == "=" else "Prefix",
                 "tls": tls,
@@ -439,4 +528,4 @@ def parse_routes(path: str, prefix: str | None = None) -> dict[str, t.Any]:
     hosts = sorted({r["host"] for r in routes if r["host"]})
     return {"routes": routes, "upstreams": parser.upstreams, "hosts": hosts, "redirects": parser.redirects,
             "servers": parser.servers, "handled": parser.handled,
-            "unsupported": parser.unsupported}
+            "unsupported": parser.unsupported, "rejected": parser.rejected}

@@ -16,8 +16,8 @@ description:
     postgres with a named volume) become StatefulSets with C(volumeClaimTemplates). Every service with ports gets a
     Service; named volumes of Deployments get PersistentVolumeClaims.
   - Environment values whose names match O(secret_patterns) or are listed in O(secret_env), and Compose C(secrets),
-    go into Secret objects; other environment goes into a ConfigMap. Secret values never appear in the result or the
-    diff (they are replaced by C(VALUE_REDACTED)). Files are written with mode 0600.
+    go into Secret objects; other environment goes into a ConfigMap. Secret values never appear in the result, the
+    diff or an error message (they are replaced by C(VALUE_REDACTED)). Files are written with mode 0600.
   - C(healthcheck) becomes liveness and readiness probes (exec, or httpGet when the test is a plain curl/wget of
     localhost). C(deploy.resources) (and v2 C(mem_limit)/C(cpus)) become resources.
   - GPUs come from C(deploy.resources.reservations.devices) (driver nvidia; C(count), C(device_ids)), C(gpus),
@@ -96,10 +96,16 @@ options:
     elements: str
     default: []
   secret_patterns:
-    description: Glob patterns (case-insensitive) of environment variable names that are secret.
+    description:
+      - Glob patterns (case-insensitive) of environment variable names that are secret; C(-) and C(.) in a name also
+        match as C(_).
+      - The default treats as secret PASSWORD, PASSWD, PASSPHRASE, SECRET and CREDENTIAL anywhere in the name, TOKEN
+        and KEY as a suffix or a word, and PASS and PWD as a word (C(DB_PASS), C(PASSWORD), C(MYSQL_PWD)).
     type: list
     elements: str
-    default: ["*_KEY", "*_TOKEN", "*_PASSWORD", "*_SECRET", "*PASSWD*", "*_CREDENTIALS", "*API_KEY*"]
+    default: ["*PASSWORD*", "*PASSWD*", "*PASSPHRASE*", "*SECRET*", "*CREDENTIAL*", "*API_KEY*", "*APIKEY*", "*TOKEN",
+              "TOKEN_*", "*_TOKEN_*", "*KEY", "KEY_*", "*_KEY_*", "PASS", "*_PASS", "PASS_*", "*_PASS_*", "PWD",
+              "*_PWD", "PWD_*", "*_PWD_*"]
   gpu_plan:
     description:
       - The C(plan) returned by M(sophia.migrate.gpu_plan) (C(mode), C(services) with C(gpus), C(resource), C(shared)).
@@ -245,7 +251,8 @@ def _options(p: dict) -> _compose.Options:
 
 def _read(path: str) -> str | None:
     try:
-        with open(path, encoding="utf-8") as handle:
+        # a file there that is not UTF-8 is simply different from the manifest (and replaced)
+        with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
@@ -262,15 +269,32 @@ def _write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _project_secrets(project: dict, p: dict) -> set[str]:
+    """Values of secret variables and secret environment entries of a (partly) loaded project."""
+    out = {v for k, v in (project.get("variables") or {}).items()
+           if v and _compose.is_secret_name(k, p["secret_patterns"], p["secret_env"])}
+    for svc in (project.get("services") or {}).values():
+        env = svc.get("environment") if isinstance(svc, dict) else None
+        out |= {str(v) for k, v in (env or {}).items()
+                if v and _compose.is_secret_name(k, p["secret_patterns"], p["secret_env"])}
+    return out
+
+
 def run(module: AnsibleModule) -> dict:
     p = module.params
     plain = {str(k): "" if v is None else str(v) for k, v in p["variables"].items()}
     hidden = {str(k): "" if v is None else str(v) for k, v in p["secret_variables"].items()}
     variables = {**plain, **hidden}
-    project = _compose.load_project(p["src"], p["project_name"], p["profiles"], variables, p["project_dir"])
-    out = _compose.translate(project, _options(p))
-    secrets = out.pop("secret_values") | {v for k, v in variables.items() if v and _compose.is_secret_name(
+    known = {v for k, v in variables.items() if v and _compose.is_secret_name(
         k, p["secret_patterns"], p["secret_env"])} | {v for v in hidden.values() if v}
+    project: dict = {}
+    try:
+        project = _compose.load_project(p["src"], p["project_name"], p["profiles"], variables, p["project_dir"])
+        out = _compose.translate(project, _options(p))
+    except _compose.ComposeError as exc:
+        # an error message may quote a value (a command line, an interpolated string): never a secret one
+        raise _compose.ComposeError(_compose.redact(str(exc), known | _project_secrets(project, p))) from None
+    secrets = out.pop("secret_values") | known
     all_docs = [doc for name in sorted(out["objects"]) for doc in out["objects"][name]]
     result: dict = {"changed": False, "files": {}, "order": out["order"], "services": out["services"],
                     "unsupported": out["unsupported"], "notes": out["notes"], "warnings_list": out["warnings"]}
@@ -279,7 +303,8 @@ def run(module: AnsibleModule) -> dict:
             [(f"{d['kind']}/{d['metadata']['name']}", d) for d in all_docs], _k8s_validate.Schemas(), p["k8s_version"])
         result["validation"] = summary
         if summary["errors"]:
-            module.fail_json(msg="compose_to_k8s: generated manifests do not validate: " + "; ".join(summary["errors"]),
+            module.fail_json(msg=_compose.redact("compose_to_k8s: generated manifests do not validate: "
+                                                 + "; ".join(summary["errors"]), secrets),
                              **_compose.redact(result, secrets))
     diffs = []
     if p["dest"]:

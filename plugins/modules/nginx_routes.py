@@ -19,6 +19,12 @@ description:
     directory of O(path) or O(prefix)).
   - Directives that are not translated (C(sub_filter), C(add_header), C(if), C(auth_basic), regular-expression
     locations, static C(root), ...) are returned in RV(unsupported) with file, line and context, never dropped.
+  - Host names and paths go into Kubernetes manifests, so they are checked first. A C(server_name) that is not a
+    DNS-1123 subdomain (upper case is folded, a wildcard is allowed only as a leading C(*.)), a regular-expression
+    (C(~^...)), wildcard-suffix (C(app.*)), C(.name), variable or IP address server name, a C(location) path or
+    C(proxy_pass) URI that is not a valid Ingress path (must start with C(/); no whitespace, control or non-ASCII
+    characters, no C({ } ; \ " '), no C(//), C(/./), C(/../), C(%2f), no C(/.) or C(/..) at the end) never
+    becomes a route; it is returned in RV(rejected) and each is warned about.
   - A location whose C(proxy_pass) the C(traffic_shift) role has pointed at its splitter keeps its old target in
     C(set $sophia_migrate_compose_upstream <target>;); the route is read from that target (the Compose routing) and
     the route's C(split_by) names the splitter, so the routes are the same before and after the splitter is in front.
@@ -42,7 +48,9 @@ options:
     elements: str
     default: []
   fail_on_unsupported:
-    description: Fail when any directive is not translated (the list is in the failure result).
+    description:
+      - Fail when any directive is not translated or any host name or path is rejected (the lists are in the failure
+        result).
     type: bool
     default: false
 """
@@ -122,7 +130,20 @@ unsupported:
   elements: dict
   sample: [{file: /etc/nginx/conf.d/sophia-www.conf, line: 82, directive: "sub_filter http://localhost https://www...",
             context: "server www.sophia-intel.ai location /api/orchestrator"}]
+rejected:
+  description:
+    - Server names, location paths and C(proxy_pass) targets that cannot be an Ingress host or path, so no route was
+      made from them. Each names the C(file) and C(line) of the directive, the C(server) (its first name), the
+      C(kind) (C(server_name), C(location) or C(proxy_pass)), the C(value) and the C(reason).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{file: /etc/nginx/conf.d/sophia-www.conf, line: 3, server: "server www.sophia-intel.ai",
+            kind: server_name, value: "~^(?<app>.+)\\.example\\.com$",
+            reason: a regular-expression server_name has no Ingress host equivalent}]
 """
+
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -132,7 +153,7 @@ from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
 def run(params: dict) -> dict:
     result = _nginx.parse_routes(params["path"], params["prefix"])
     if params["hosts"]:
-        wanted = set(params["hosts"])
+        wanted = {h.lower() for h in params["hosts"]}
         result["routes"] = [r for r in result["routes"] if r["host"] in wanted]
         result["hosts"] = [h for h in result["hosts"] if h in wanted]
     return {"changed": False, **result}
@@ -152,9 +173,13 @@ def main() -> None:
         result = run(module.params)
     except _nginx.NginxConfigError as exc:
         module.fail_json(msg=f"nginx_routes: option 'path': {exc}")
-    if module.params["fail_on_unsupported"] and result["unsupported"]:
+    for entry in result["rejected"]:
+        module.warn(f"nginx_routes: {entry['file']}:{entry['line']} ({entry['server']}): {entry['kind']} "
+                    f"{json.dumps(entry['value'])} is not carried over: {entry['reason']}")
+    if module.params["fail_on_unsupported"] and (result["unsupported"] or result["rejected"]):
         module.fail_json(msg=f"nginx_routes: {len(result['unsupported'])} directive(s) are not translated "
-                             "(see 'unsupported'); fail_on_unsupported=true", **result)
+                             f"(see 'unsupported') and {len(result['rejected'])} host name(s) or path(s) are "
+                             "rejected (see 'rejected'); fail_on_unsupported=true", **result)
     module.exit_json(**result)
 
 

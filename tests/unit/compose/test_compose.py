@@ -8,6 +8,8 @@ import json
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -23,6 +25,7 @@ SOPHIA = os.path.join(FIXTURES, "sophia", "docker-compose.yml")
 SPEC = os.path.join(FIXTURES, "spec", "compose.yaml")
 GOLDEN = os.path.join(FIXTURES, "golden")
 SCHEMAS = _k8s_validate.Schemas()
+COLLECTIONS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".ansible", "collections"))
 
 # Every fake secret value written in the fixtures' env/secret files.
 SOPHIA_SECRETS = [
@@ -387,3 +390,186 @@ def test_module_malformed_input_fails_cleanly(tmp_path, capsys):
     assert missing["failed"] is True and "nope.yaml: cannot read compose file" in missing["msg"]
     unknown = run_module(compose_to_k8s, {"src": [SOPHIA], "services": ["ghost"]}, capsys)
     assert "option services: not in the compose project: ghost" in unknown["msg"]
+
+
+# ----------------------------------------------------------------------------- name collisions
+
+COLLISIONS = [
+    ("services:\n  api_x: {image: a}\n  api-x: {image: b}\n",
+     "services: services 'api-x' and 'api_x' both become the Kubernetes name 'api-x'"),
+    ("services:\n  API: {image: a}\n  api: {image: b}\n",
+     "services: services 'API' and 'api' both become the Kubernetes name 'api'"),
+    ("services:\n  web: {image: a, volumes: ['data_1:/a', 'data-1:/b']}\nvolumes: {data_1: {}, data-1: {}}\n",
+     "volumes: volumes 'data-1' and 'data_1' both become the Kubernetes name 'data-1'"),
+    ("services:\n  web: {image: a, secrets: [db_pass]}\n"
+     "secrets: {db_pass: {content: one}, db-pass: {content: two}}\n",
+     "secrets: secrets 'db-pass' and 'db_pass' both become the Kubernetes name 'db-pass'"),
+    ("services:\n  web: {image: a, configs: [app.conf]}\n"
+     "configs: {app.conf: {content: one}, app_conf: {content: two}}\n",
+     "configs: configs 'app.conf' and 'app_conf' both become the Kubernetes name 'app-conf'"),
+    # the environment Secret of service 'x' of project 'x' and the Compose secret 'env'
+    ("name: x\nservices:\n  x: {image: a, environment: {DB_PASSWORD: hunter2}, secrets: [env]}\n"
+     "secrets: {env: {content: one}}\n",
+     "the environment of service 'x' and secret 'env' both become the Kubernetes Secret 'x-env'"),
+    # a named volume called like the pod volume that a bind mount gets
+    ("services:\n  web: {image: a, volumes: ['./a:/a', 'vol-0:/data']}\nvolumes: {vol-0: {}}\n",
+     "service web: two different volumes of the pod are named 'vol-0'"),
+]
+
+
+@pytest.mark.parametrize("text,message", COLLISIONS, ids=[m[1][:50] for m in COLLISIONS])
+def test_names_that_map_to_one_kubernetes_object_are_refused(tmp_path, text, message):
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    with pytest.raises(_compose.ComposeError) as err:
+        _compose.translate(_compose.load_project([str(path)]))
+    assert message in str(err.value)
+
+
+def test_shared_volumes_and_secrets_are_not_collisions(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n"
+                    "  a: {image: a, volumes: ['data:/d'], secrets: [tok, {source: tok, target: /etc/tok}]}\n"
+                    "  b: {image: b, volumes: ['data:/d', 'data:/e'], secrets: [tok]}\n"
+                    "volumes: {data: {}}\nsecrets: {tok: {content: t0ken-value}}\n")
+    out = _compose.translate(_compose.load_project([str(path)]))
+    pod = _pod(out, "a")
+    assert [v["name"] for v in pod["volumes"]] == ["data", "secret-tok"]
+    assert len(pod["containers"][0]["volumeMounts"]) == 3
+    summary = _k8s_validate.validate_documents([("x", d) for d in _docs(out)], SCHEMAS, strict=True)
+    assert summary["errors"] == []
+
+
+def test_module_refuses_colliding_services_cleanly(tmp_path, capsys):
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  api_x: {image: a}\n  api-x: {image: b}\n")
+    result = run_module(compose_to_k8s, {"src": [str(path)], "dest": str(tmp_path / "out")}, capsys)
+    assert result["failed"] is True
+    assert "'api-x' and 'api_x' both become the Kubernetes name 'api-x'" in result["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- secret environment names
+
+SECRET_NAMES = ["DB_PASS", "PASSWORD", "PASS", "MYSQL_PWD", "PWD", "db_pass", "db-pass", "DB_PASSWD", "SMTP_PASSWORD",
+                "dbPassword", "CLIENT_SECRET", "SECRET", "JWT_SECRET_KEY", "GITHUB_TOKEN", "TOKEN", "ACCESSTOKEN",
+                "API_KEY", "OPENAI_APIKEY", "KEY", "SSH_KEY_FILE", "PASS_FILE", "TOKEN_URL_SIGNED", "AWS_CREDENTIALS",
+                "GPG_PASSPHRASE", "REDIS_PWD_FILE"]
+PLAIN_NAMES = ["TOKENIZERS_PARALLELISM", "BYPASS_CACHE", "COMPASS_URL", "PASSENGER_COUNT", "KEYCLOAK_URL",
+               "LOG_LEVEL", "DATABASE_HOST", "PORT", "PWDIR"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_default_secret_patterns_catch(name):
+    assert _compose.is_secret_name(name, _compose.DEFAULT_SECRET_PATTERNS, ())
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_default_secret_patterns_leave_plain_names(name):
+    assert not _compose.is_secret_name(name, _compose.DEFAULT_SECRET_PATTERNS, ())
+
+
+def test_module_output_never_holds_secret_env_values(tmp_path, capsys):
+    values = {name: f"s3cr3t-value-{index:04d}" for index, name in enumerate(SECRET_NAMES)}
+    env = "\n".join(f"      {name}: {value}" for name, value in values.items())
+    path = tmp_path / "compose.yaml"
+    path.write_text(f"services:\n  app:\n    image: app\n    environment:\n{env}\n      LOG_LEVEL: info\n")
+    result = run_module(compose_to_k8s, {"src": [str(path)], "dest": str(tmp_path / "out"), "_ansible_diff": True},
+                        capsys)
+    assert not result.get("failed"), result.get("msg")
+    printed = json.dumps(result)
+    for value in values.values():
+        assert value not in printed and base64.b64encode(value.encode()).decode() not in printed
+    assert result["services"]["app"]["secret_keys"] == sorted(values)
+    docs = list(yaml.safe_load_all(pathlib.Path(result["files"]["app"]).read_text(encoding="utf-8")))
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert set(secret["data"]) == set(values) and config["data"] == {"LOG_LEVEL": "info"}
+
+
+def test_error_messages_never_quote_secret_values(tmp_path, capsys):
+    (tmp_path / ".env").write_text("REDIS_PASS=hunter2-from-dotenv\n")
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  redis:\n    image: redis\n"
+                    "    command: 'redis-server --requirepass ${REDIS_PASS} --x \"${EXTRA}'\n")
+    result = run_module(compose_to_k8s, {"src": [str(path)], "secret_variables": {"EXTRA": "given-secret-77"}},
+                        capsys)
+    assert result["failed"] is True and "service redis: command: cannot split" in result["msg"]
+    assert "hunter2-from-dotenv" not in json.dumps(result) and "given-secret-77" not in json.dumps(result)
+    assert _compose.REDACTED in result["msg"]
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+def test_module_non_utf8_files_fail_cleanly_naming_the_file(tmp_path, capsys):
+    compose = tmp_path / "compose.yaml"
+    compose.write_bytes("services:\n  web: {image: caf\xe9}\n".encode("latin-1"))
+    result = run_module(compose_to_k8s, {"src": [str(compose)]}, capsys)
+    assert result["failed"] is True
+    assert result["msg"] == (f"compose_to_k8s: {compose}: not UTF-8 text (byte b'\\xe9' at offset 28): "
+                             "cannot read compose file")
+    compose.write_text("services:\n  web: {image: a, env_file: [app.env], configs: [c], secrets: [s]}\n"
+                       "configs: {c: {file: ./c.conf}}\nsecrets: {s: {file: ./s.bin}}\n")
+    (tmp_path / "app.env").write_bytes(b"A=\xff\n")
+    result = run_module(compose_to_k8s, {"src": [str(compose)]}, capsys)
+    assert result["failed"] is True and f"cannot read env file {tmp_path / 'app.env'}: not UTF-8 text" in result["msg"]
+    (tmp_path / "app.env").write_text("A=1\n")
+    (tmp_path / "c.conf").write_bytes(b"\xfe\xff")
+    (tmp_path / "s.bin").write_bytes(b"\x00\xffbinary-keystore")
+    result = run_module(compose_to_k8s, {"src": [str(compose)]}, capsys)
+    assert result["failed"] is True and f"cannot read config file {tmp_path}/./c.conf: not UTF-8" in result["msg"]
+    # a binary secret file is fine: Secret data is base64
+    (tmp_path / "c.conf").write_text("x = 1\n")
+    result = run_module(compose_to_k8s, {"src": [str(compose)], "dest": str(tmp_path / "out")}, capsys)
+    assert not result.get("failed"), result.get("msg")
+    secret = next(d for d in yaml.safe_load_all(pathlib.Path(result["files"]["web"]).read_text())
+                  if d["kind"] == "Secret")
+    assert base64.b64decode(secret["data"]["s"]) == b"\x00\xffbinary-keystore"
+
+
+BILLION_LAUGHS = """\
+x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+x-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+x-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+x-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+x-g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+x-h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+services: {web: {image: nginx, command: *h}}
+"""
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    """9 lines that stand for 43 million strings: refused in well under the time a walk over them takes (~1 min)."""
+    path = tmp_path / "compose.yaml"
+    path.write_text(BILLION_LAUGHS)
+    script = ("import sys\nfrom ansible_collections.sophia.migrate.plugins.module_utils import _compose\n"
+              "try:\n    _compose.translate(_compose.load_project([sys.argv[1]]))\n"
+              "except _compose.ComposeError as exc:\n    print(exc)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([COLLECTIONS, os.environ.get("PYTHONPATH", "")])}
+    try:
+        res = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=10,
+                             check=False, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the alias bomb was not refused within 10 s")
+    assert res.returncode == 0, res.stderr
+    assert f"{path}: with its YAML aliases expanded the file holds more than 100000 values" in res.stdout
+
+
+def test_recursive_alias_and_deep_nesting_are_refused(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text("x-loop: &loop [*loop]\nservices: {web: {image: a, command: *loop}}\n")
+    with pytest.raises(_compose.ComposeError, match="refers to a node that contains it"):
+        _compose.load_project([str(path)])
+    path.write_text("services: {web: {image: a, command: " + "[" * 5000 + "]" * 5000 + "}}\n")
+    with pytest.raises(_compose.ComposeError, match="nested too deeply"):
+        _compose.load_project([str(path)])
+
+
+def test_a_large_real_file_is_not_an_alias_bomb(tmp_path):
+    services = "".join(f"  s{i}: &s{i} {{image: img{i}, environment: {{A: '1', B: '2'}}, ports: ['{8000 + i}']}}\n"
+                       for i in range(300))
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n" + services)
+    assert len(_compose.load_project([str(path)])["services"]) == 300

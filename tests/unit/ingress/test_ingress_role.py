@@ -197,3 +197,37 @@ def test_unmapped_ip_upstream_is_refused_with_the_fix(tmp_path):
     assert res.returncode != 0
     assert "www-api-orchestrator" in res.stdout and "127.0.0.1:8000" in res.stdout
     assert "ingress_certs_service_map" in res.stdout
+
+
+HOSTILE_CONF = os.path.join(ROOT, "tests", "fixtures", "nginx", "hostile", "nginx.conf")
+
+
+def test_hostile_nginx_config_adds_no_rule(tmp_path):
+    """Newline-injected server_name and location paths, regex and wildcard-suffix names: no extra rule, all valid."""
+    res = run_role(tmp_path, {"ingress_certs_nginx_config": HOSTILE_CONF, "ingress_certs_tls_import": [],
+                              "ingress_certs_service_map": {}})
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert "not valid for an Ingress" in res.stdout and "app.*" in res.stdout  # the rejections are shown
+    validate(tmp_path / "staging")
+    for name in os.listdir(tmp_path / "staging"):
+        text = (tmp_path / "staging" / name).read_text()
+        assert "kube-dns" not in text and "hijack" not in text and "injected" not in text
+    ingresses = docs(tmp_path / "staging")["sophia-ingress-60-ingresses.yaml"]
+    rules = [(d["metadata"]["name"], r.get("host"), p["path"], p["backend"]["service"]["name"])
+             for d in ingresses for r in d["spec"]["rules"] for p in (r.get("http") or {}).get("paths", [])]
+    assert sorted(rules) == [("ok-api", "ok.example.com", "/api/", "app"), ("ok-root", "ok.example.com", "/", "app"),
+                             ("wildcard-root", "*.wild.example.com", "/", "app")]
+    masters = sorted((d["metadata"]["name"], d["spec"]["rules"]) for d in ingresses
+                     if d["metadata"]["name"].endswith("-master"))
+    assert masters == [("ok-example-com-master", [{"host": "ok.example.com"}]),
+                       ("wildcard-wild-example-com-master", [{"host": "*.wild.example.com"}])]
+
+
+def test_a_given_route_list_is_checked_before_rendering(tmp_path):
+    route = {"name": "www-admin", "host": "www.example.com\n      http: {}\n    - host: hijack.example.com",
+             "path": "/admin", "path_type": "Prefix", "tls": False, "upstreams": ["app:8000"]}
+    res = run_role(tmp_path, {"ingress_certs_nginx_config": "", "ingress_certs_routes": [route],
+                              "ingress_certs_tls_import": []})
+    assert res.returncode != 0
+    assert 'route "www-admin" has host "www.example.com\\n      http: {}' in res.stdout, res.stdout[-3000:]
+    assert not (tmp_path / "staging").exists()

@@ -92,3 +92,18 @@ def test_module_reports_and_fails(tmp_path, capsys):
     (tmp_path / "broken.yaml").write_text("a: [")
     res = run_module(mod, {"paths": [str(tmp_path / "broken.yaml")]}, capsys)
     assert res["failed"] and "broken.yaml: cannot parse YAML" in res["msg"]
+
+
+def test_module_non_utf8_manifest_fails_cleanly_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n".encode("latin-1"))
+    result = run_module(mod, {"paths": [str(tmp_path)]}, capsys)
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"k8s_manifest_validate: {bad}: cannot parse YAML: not UTF-8 text")
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "crd.yaml").write_bytes(b"kind: CustomResourceDefinition\nx: \xff\n")
+    good = tmp_path / "good.yml"
+    good.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n")
+    result = run_module(mod, {"paths": [str(good)], "schema_dirs": [str(schemas)]}, capsys)
+    assert result["failed"] is True and f"{schemas / 'crd.yaml'}: cannot parse YAML: not UTF-8" in result["msg"]

@@ -182,3 +182,74 @@ def test_a_broken_record_of_the_edge_edit_is_reported_by_name(tmp_path):
     (problem,) = result["unsupported"]
     assert problem["directive"].startswith("set $sophia_migrate_compose_upstream")
     assert "not understood" in problem["reason"]
+
+
+HOSTILE = os.path.join(FIXTURES, "hostile", "nginx.conf")
+
+
+def test_hostile_names_and_paths_never_become_routes():
+    result = _nginx.parse_routes(HOSTILE)
+    assert {(r["host"], r["path"]) for r in result["routes"]} == {
+        ("ok.example.com", "/"), ("ok.example.com", "/api/"), ("*.wild.example.com", "/")}
+    assert result["hosts"] == ["*.wild.example.com", "ok.example.com"]
+    rejected = {(r["kind"], r["value"]): r for r in result["rejected"]}
+    injected = next(v for k, v in rejected if k == "server_name" and "\n" in v)
+    assert "kube-dns" in injected and injected.startswith("www.example.com\n")
+    assert {v for k, v in rejected if k == "server_name"} == {
+        injected, "~^(?<tenant>.+)\\.example\\.net$", "app.*", ".example.org", "10.0.0.1"}
+    assert {v for k, v in rejected if k == "location"} == {
+        "/api/\tx", next(v for k, v in rejected if k == "location" and v.startswith("/admin\n"))}
+    assert [v for k, v in rejected if k == "proxy_pass"] == ['http://app:8000/x" injected: "y']
+    # each names file, line and server
+    regex = rejected[("server_name", "~^(?<tenant>.+)\\.example\\.net$")]
+    assert regex["file"] == os.path.abspath(HOSTILE) and regex["line"] == 24
+    assert "regular-expression" in regex["reason"]
+    assert rejected[("location", "/api/\tx")]["line"] == 13
+    assert rejected[("location", "/api/\tx")]["server"].startswith('server "www.example.com\\n')
+    assert "leading '*.'" in rejected[("server_name", "app.*")]["reason"]
+    assert "IP address" in rejected[("server_name", "10.0.0.1")]["reason"]
+    # nothing of the injected text reaches any route field
+    assert "kube-dns" not in repr(result["routes"]) and "injected" not in repr(result["routes"])
+
+
+@pytest.mark.parametrize(("name", "host"), [
+    ("_", ""), ("", ""), ("www.example.com", "www.example.com"), ("WWW.Example.COM", "www.example.com"),
+    ("*.example.com", "*.example.com"), ("localhost", "localhost"), ("a" * 63 + ".example", "a" * 63 + ".example"),
+])
+def test_valid_server_names(name, host):
+    assert _nginx.ingress_host(name) == (host, "")
+
+
+@pytest.mark.parametrize("name", [
+    "~^www\\.example\\.com$", "app.*", "www.*.example.com", "*", "*.", "**.example.com", "www.example.com.",
+    ".example.com", "$host", "10.0.0.1", "::1", "a b.example", "a\nb", "a\x00b", "under_score.example",
+    "-lead.example", "trail-.example", "a" * 64 + ".example", ".".join(["a" * 60] * 5), "exämple.com", "a..b",
+])
+def test_invalid_server_names(name):
+    host, problem = _nginx.ingress_host(name)
+    assert host == "" and problem
+
+
+@pytest.mark.parametrize("path", ["/", "/api/", "/api/v1", "/a-b_c.d~e", "/%20x", "/$1", "/a:b@c"])
+def test_valid_ingress_paths(path):
+    assert _nginx.ingress_path_problem(path) == ""
+
+
+@pytest.mark.parametrize("path", ["api", "", "/a b", "/a\tb", "/a\nb", "/a\rb", "/a\x07b", "/a\x7fb", "/é",
+                                  "/a{b", "/a}b", "/a;b", "/a\\b", '/a"b', "/a'b", "//a", "/a/./b", "/a/../b",
+                                  "/a%2fb", "/a%2Fb", "/a/.", "/a/..", "/a\u2028b"])
+def test_invalid_ingress_paths(path):
+    assert _nginx.ingress_path_problem(path)
+
+
+def test_module_warns_about_and_fails_on_rejected(capsys):
+    result = run_module(nginx_routes, {"path": HOSTILE}, capsys)
+    assert not result.get("failed") and len(result["rejected"]) == 8
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]
+    assert len(warnings) == 8
+    assert any('server_name "app.*" is not carried over' in w and "hostile/nginx.conf:24" in w for w in warnings)
+    assert all("\n" not in w for w in warnings)  # values JSON-quoted
+    result = run_module(nginx_routes, {"path": HOSTILE, "fail_on_unsupported": True}, capsys)
+    assert result["failed"] and "8 host name(s) or path(s) are rejected" in result["msg"]
+    result = run_module(nginx_routes, {"path": HOSTILE, "hosts": ["OK.example.com"]}, capsys)
+    assert {r["host"] for r in result["routes"]} == {"ok.example.com"}
