@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ansible_collections.sophia.migrate.plugins.module_utils import _docker_compose as dc
 from ansible_collections.sophia.migrate.plugins.modules import compose_project_info
 from support.modules import run_module
 
@@ -26,8 +27,6 @@ def test_malformed_docker_host_fails_cleanly(docker_host, text, capsys):
 
 def test_no_project_lists_every_project(monkeypatch, capsys):
     """Without `project` (the first EXAMPLE) the module lists projects; `services` alone needs a project."""
-    from ansible_collections.sophia.migrate.plugins.module_utils import _docker_compose as dc
-
     monkeypatch.setattr(dc, "client", lambda *_a, **_k: object())
     monkeypatch.setattr(dc, "discover", lambda _cli, project, sizes: {"sophia": {"services": {}}})
     res = run_module(compose_project_info, {"sizes": False}, capsys)
