@@ -10,7 +10,7 @@
 #   STORAGE=rootfs ./scripts/lab-staging-spike.sh overlay2 on the node's overlayfs: dockerd does not start ("failed to mount overlay")
 #
 # Creates only: container spike-node, volume spike-node-docker, network spike-net (one throw-away container
-# spike-probe).  Scratch: /work/spike/compose (generated).
+# spike-probe, one outer peer spike-peer).  Scratch: /work/spike/compose (generated).
 set -euo pipefail
 
 NODE=spike-node
@@ -34,7 +34,7 @@ TIMINGS=$HERE/timings-$STORAGE.txt
 clean() {
   # stop cleanly first: a SIGKILLed node leaves its inner containers' (empty) cgroups behind on the host
   docker stop "$NODE" >/dev/null 2>&1 || true
-  docker rm -f -v "$NODE" spike-probe >/dev/null 2>&1 || true
+  docker rm -f -v "$NODE" spike-probe spike-peer >/dev/null 2>&1 || true
   # inner containers' cgroups live in the HOST's tree (cgroupns host) under daemon.json's cgroup-parent
   find /sys/fs/cgroup/*/"$NODE"-inner -depth -type d -exec rmdir {} + 2>/dev/null || true
   docker volume rm "$VOL" >/dev/null 2>&1 || true
@@ -88,20 +88,37 @@ NODE_IP=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddr
 # ---------------------------------------------------------------- 2. packages + daemon.json
 # daemon.json first, so the dockerd that the package starts is already configured.
 nx mkdir -p /etc/docker
-sed "s/@DRIVER@/$DRIVER/" <<'EOF' | nxi sh -c 'cat >/etc/docker/daemon.json'
+sed "s/@DRIVER@/$DRIVER/; s/@NET@/$NET/" <<'EOF' | nxi sh -c 'cat >/etc/docker/daemon.json'
 {
   "storage-driver": "@DRIVER@",
   "bip": "172.17.0.1/16",
   "default-address-pools": [{"base": "10.213.0.0/16", "size": 24}],
   "cgroup-parent": "/spike-node-inner",
+  "dns": ["172.17.0.1"],
+  "dns-search": ["@NET@"],
   "log-driver": "json-file",
   "log-opts": {"max-size": "10m", "max-file": "2"}
 }
 EOF
+# DNS for inner containers: the inner embedded DNS forwards only dotted names, to daemon.json's "dns"; the node's own
+# resolver is the OUTER engine's 127.0.0.11 (reachable only from the node's netns). So: dnsmasq on 172.17.0.1 forwards
+# to 127.0.0.11 (no cache: lab aliases move at cutover), and dns-search <outer network> turns "sophia-redis" into
+# "sophia-redis.<network>", which the outer engine's DNS answers (container names and aliases).
+nxi sh -c 'cat >/etc/systemd/system/lab-dns.service' <<'EOF'
+[Unit]
+Description=DNS forwarder for inner containers: 172.17.0.1:53 -> the outer engine's DNS (127.0.0.11)
+Before=docker.service
+[Service]
+ExecStart=/usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts --cache-size=0 --server=127.0.0.11 --listen-address=172.17.0.1 --bind-interfaces --user=root
+Restart=always
+[Install]
+WantedBy=multi-user.target
+EOF
 t=$(now)
 nx sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  docker.io docker-compose haproxy '"$EXTRA_PKGS"' >/tmp/apt.log 2>&1 || { tail -20 /tmp/apt.log; exit 1; }'
-lap "apt-get update + install docker.io docker-compose haproxy $EXTRA_PKGS" "$t"
+  docker.io docker-compose haproxy dnsmasq-base '"$EXTRA_PKGS"' >/tmp/apt.log 2>&1 || { tail -20 /tmp/apt.log; exit 1; }' \
+  && nx systemctl enable --now lab-dns.service >/dev/null 2>&1
+lap "apt-get update + install docker.io docker-compose haproxy dnsmasq-base $EXTRA_PKGS" "$t"
 t=$(now)
 waitfor 60 nx docker info || { nx journalctl -u docker --no-pager | grep -m3 -E 'level=(error|fatal)|failed' || true; exit 1; }
 lap "dockerd answering after install" "$t"
@@ -133,6 +150,8 @@ svcs["edge"] = {"image": image, "command": web, "init": True, "restart": "unless
 json.dump({"version": "2.4", "services": svcs, "volumes": {f"data{i:02d}": {} for i in range(1, n + 1)}},
           open(path, "w"), indent=1)
 EOF
+# a container on the OUTER network, reached by inner containers by name and by network alias
+docker run -d --name spike-peer --network "$NET" --network-alias spike-alias "$BASE" python3 -m http.server 8000 >/dev/null
 nx mkdir -p /srv/sophia
 docker cp "$HERE/compose/." "$NODE":/srv/sophia/
 t=$(now)
@@ -170,6 +189,9 @@ checks() {
   check "iptables flavour in node"        nx iptables -V
   check "container -> container by name"  nx docker exec sophia_svc01_1 python3 -c "$GET" http://svc02:8080/data/
   check "container -> 172.17.0.1 HAProxy" nx docker exec sophia_svc01_1 python3 -c "$GET" http://172.17.0.1:9000/
+  check "inner container -> outer spike-peer by name" nx docker exec sophia_svc01_1 python3 -c "$GET" http://spike-peer:8000/etc/hostname
+  check "inner container -> outer alias spike-alias" nx docker exec sophia_svc01_1 python3 -c "$GET" http://spike-alias:8000/etc/hostname
+  check "inner container -> internet name"  nx docker exec sophia_svc01_1 python3 -c "import socket;print(socket.gethostbyname('deb.debian.org'))"
   check "node -> 127.0.0.1:18080 (published)" nx python3 -c "$GET" http://127.0.0.1:18080/
   check "node -> $NODE_IP:18081 (published)" nx python3 -c "$GET" "http://$NODE_IP:18081/"
   check "host -> $NODE_IP:18081"          python3 -c "$GET" "http://$NODE_IP:18081/"
