@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _files
+from ansible_collections.sophia.migrate.plugins.module_utils import _files, _report
+from ansible_collections.sophia.migrate.plugins.modules import compose_to_k8s
 
 
 def _listing(directory):
@@ -78,6 +79,22 @@ def test_planted_tmp_symlink_is_neither_followed_nor_touched(tmp_path):
     assert dest.read_text() == "report" and not dest.is_symlink()
     for planted in ("out.md.tmp", ".out.md.tmp", f"out.md.tmp{os.getpid()}"):
         assert os.readlink(tmp_path / planted) == str(victim)
+
+
+def test_report_markdown_does_not_write_through_a_planted_tmp_symlink(tmp_path):
+    """The report wrote its Markdown to the fixed name <phase>.md.tmp, following a link planted there."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    run_dir = tmp_path / "reports" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "p.md.tmp").symlink_to(victim)
+    out = _report.write_report(str(tmp_path / "reports"), "r1", "p", "lab", "", [{"name": "s", "outcome": "ran"}],
+                               [], [])
+    assert victim.read_text() == "precious"
+    assert os.readlink(run_dir / "p.md.tmp") == str(victim)
+    assert "| s | ran |" in Path(out["paths"]["markdown"]).read_text(encoding="utf-8")
+    for path in out["paths"].values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def test_no_temporary_file_is_left_after_an_error(tmp_path):
@@ -166,3 +183,14 @@ def test_sha256_file(tmp_path, size):
     path.write_bytes(data)
     assert _files.sha256_file(str(path), 65536) == hashlib.sha256(data).hexdigest()
     assert _files.sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+
+
+def test_compose_manifest_does_not_write_through_a_planted_tmp_symlink(tmp_path):
+    """compose_to_k8s wrote manifests through <file>.tmp<pid> opened with O_TRUNC and without O_EXCL."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    dest = tmp_path / "deployment.yaml"
+    (tmp_path / f"deployment.yaml.tmp{os.getpid()}").symlink_to(victim)
+    compose_to_k8s._write(str(dest), "kind: Deployment\n")
+    assert victim.read_text() == "precious"
+    assert dest.read_text() == "kind: Deployment\n" and stat.S_IMODE(os.stat(dest).st_mode) == 0o600
