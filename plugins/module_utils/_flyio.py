@@ -16,17 +16,16 @@ scheme, anything else is a ``Bearer`` token. The token is never part of a messag
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import re
 import stat
-import tempfile
 import time
 import typing as t
 import urllib.parse
 
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_write
 from ansible_collections.sophia.migrate.plugins.module_utils._http import HttpClient, HttpError
 
 DEFAULT_API_URL = "https://api.machines.dev/v1"
@@ -1305,16 +1304,7 @@ def _shown_before(key: str, text: str | None) -> str | None:
 
 def _write_private(path: str, text: str) -> None:
     """Write ``path`` atomically, mode 0600 from the start (a temporary file in the same directory, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, REPORT_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text, REPORT_MODE)
 
 
 def sync_report(directory: str, run_id: str, doc: dict[str, t.Any], check_mode: bool = False) -> dict[str, t.Any]:

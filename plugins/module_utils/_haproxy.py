@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 import typing as t
+
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_write
 
 # srv_admin_state bits (HAProxy include/haproxy/server-t.h): any maintenance (forced, inherited,
 # DNS resolution) and any drain. 0x04 (CMAINT) only remembers that the configuration said
@@ -146,18 +147,7 @@ class RuntimeApi:
         answer = self.command("show servers state")
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".server-state.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(answer)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, answer, 0o644)  # HAProxy reads it after dropping privileges
 
 
 def plan_weights(new_share: int, old_servers: list[str], new_servers: list[str]) -> dict[str, int]:

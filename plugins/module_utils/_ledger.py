@@ -15,8 +15,9 @@ import datetime
 import fcntl
 import json
 import os
-import tempfile
 import typing as t
+
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_write
 
 LEDGER_FORMAT = 1
 STATUSES = ("started", "done", "failed", "rolled_back")
@@ -58,27 +59,9 @@ def load(path: str) -> dict[str, t.Any]:
 
 
 def write_atomic(path: str, data: dict[str, t.Any], mode: int = 0o600) -> None:
-    """Write ``data`` as JSON to ``path`` atomically."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ledger-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``data`` as JSON to ``path`` atomically (see _files.atomic_write)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)
 
 
 @contextlib.contextmanager

@@ -40,13 +40,13 @@ import random
 import re
 import ssl
 import tarfile
-import tempfile
 import threading
 import time
 import typing as t
 import urllib.parse
 import uuid
 
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_open, sha256_file
 from ansible_collections.sophia.migrate.plugins.module_utils._http import (
     HAS_REQUESTS,
     RETRY_STATUSES,
@@ -317,28 +317,6 @@ def read_snapshot_meta(path: str) -> dict[str, t.Any]:
 # --------------------------------------------------------------------------- files
 
 
-def sha256_file(path: str, chunk: int = DEFAULT_CHUNK) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as handle:
-        while True:
-            n = handle.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def _fsync_dir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_all(fd: int, view: memoryview) -> None:
     while view:
         n = os.write(fd, view)
@@ -443,7 +421,6 @@ def download(
     directory = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(directory):
         raise QdrantError(f"option 'dest': directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dest)}.", suffix=".part")
     pipe = _HashPipe(chunk_size)
     written = 0
     total: int | None = None
@@ -451,98 +428,93 @@ def download(
     start = time.monotonic()
     ok = False
     try:
-        while True:
-            headers = {"Accept-Encoding": "identity"}
-            if written:
-                headers["Range"] = f"bytes={written}-"
-            try:
-                response = http.request("GET", path, expected=(200, 206), stream=True, headers=headers)
-            except HttpError as exc:
-                raise QdrantError(
-                    f"{ep.name}: downloading {path} failed: {_error_text(exc) if exc.status else exc}; "
-                    f"nothing was kept at {dest}",
-                    status=exc.status,
-                    attempts=http.attempts,
-                ) from exc
-            try:
-                if response.status_code == 206:
-                    first, size = _content_range_start(response.headers.get("Content-Range"))
-                    if first != written:
-                        raise QdrantError(f"{ep.name}: server answered range {first} when asked for {written}")
-                    resumed += 1
-                else:
-                    if written:  # the server ignored Range: start again from byte 0
-                        restarted += 1
-                        pipe.finish()
-                        pipe = _HashPipe(chunk_size)
-                        os.ftruncate(fd, 0)
-                        os.lseek(fd, 0, os.SEEK_SET)
-                        written = 0
-                    length = response.headers.get("Content-Length")
-                    size = int(length) if length and length.isdigit() else None
-                if size is not None:
-                    total = size
-                if expected_size is not None and total is not None and total != expected_size:
+        with atomic_open(dest, 0o600, suffix=".part", buffering=0) as handle:
+            fd, tmp = handle.fileno(), handle.name
+            while True:
+                headers = {"Accept-Encoding": "identity"}
+                if written:
+                    headers["Range"] = f"bytes={written}-"
+                try:
+                    response = http.request("GET", path, expected=(200, 206), stream=True, headers=headers)
+                except HttpError as exc:
                     raise QdrantError(
-                        f"{ep.name}: {path} is {total} bytes, but Qdrant lists it with "
-                        f"{expected_size} bytes; refusing (snapshot replaced while downloading?)"
-                    )
-                reader = _body_reader(response)
-                while True:
-                    buf = pipe.take()
-                    try:
-                        n = _fill(reader, memoryview(buf))
-                    except _Transient:
-                        pipe.give(buf, 0)
-                        raise
-                    if n:
-                        try:
-                            _write_all(fd, memoryview(buf)[:n])
-                        except OSError as exc:
-                            pipe.give(buf, 0)
-                            raise QdrantError(f"option 'dest': cannot write {tmp}: {exc.strerror}") from exc
-                    pipe.give(buf, n)
-                    written += n
-                    if n < len(buf):
-                        break
-                if total is not None and written < total:
-                    raise _Transient(f"connection closed after {written} of {total} bytes")
-                break
-            except _Transient as exc:
-                failures += 1
-                if failures > ep.retries:
-                    raise QdrantError(
-                        f"{ep.name}: downloading {path} broke {failures} time(s), last: {exc}; "
+                        f"{ep.name}: downloading {path} failed: {_error_text(exc) if exc.status else exc}; "
                         f"nothing was kept at {dest}",
-                        bytes_received=written,
+                        status=exc.status,
+                        attempts=http.attempts,
                     ) from exc
-                sleep(min(ep.backoff * (2 ** (failures - 1)), 30.0))
-            finally:
-                response.close()
-        digest = pipe.finish()
-        if total is not None and written != total:
-            raise QdrantError(f"{ep.name}: {path}: received {written} bytes, expected {total}; nothing kept at {dest}")
-        if expected_sha256 and digest != expected_sha256:
-            raise QdrantError(
-                f"{ep.name}: {path}: checksum mismatch - downloaded sha256 {digest}, Qdrant reports "
-                f"{expected_sha256}; the file was discarded, nothing kept at {dest}",
-                sha256=digest,
-                expected_sha256=expected_sha256,
-            )
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, dest)
-        _fsync_dir(directory)
+                try:
+                    if response.status_code == 206:
+                        first, size = _content_range_start(response.headers.get("Content-Range"))
+                        if first != written:
+                            raise QdrantError(f"{ep.name}: server answered range {first} when asked for {written}")
+                        resumed += 1
+                    else:
+                        if written:  # the server ignored Range: start again from byte 0
+                            restarted += 1
+                            pipe.finish()
+                            pipe = _HashPipe(chunk_size)
+                            os.ftruncate(fd, 0)
+                            os.lseek(fd, 0, os.SEEK_SET)
+                            written = 0
+                        length = response.headers.get("Content-Length")
+                        size = int(length) if length and length.isdigit() else None
+                    if size is not None:
+                        total = size
+                    if expected_size is not None and total is not None and total != expected_size:
+                        raise QdrantError(
+                            f"{ep.name}: {path} is {total} bytes, but Qdrant lists it with "
+                            f"{expected_size} bytes; refusing (snapshot replaced while downloading?)"
+                        )
+                    reader = _body_reader(response)
+                    while True:
+                        buf = pipe.take()
+                        try:
+                            n = _fill(reader, memoryview(buf))
+                        except _Transient:
+                            pipe.give(buf, 0)
+                            raise
+                        if n:
+                            try:
+                                _write_all(fd, memoryview(buf)[:n])
+                            except OSError as exc:
+                                pipe.give(buf, 0)
+                                raise QdrantError(f"option 'dest': cannot write {tmp}: {exc.strerror}") from exc
+                        pipe.give(buf, n)
+                        written += n
+                        if n < len(buf):
+                            break
+                    if total is not None and written < total:
+                        raise _Transient(f"connection closed after {written} of {total} bytes")
+                    break
+                except _Transient as exc:
+                    failures += 1
+                    if failures > ep.retries:
+                        raise QdrantError(
+                            f"{ep.name}: downloading {path} broke {failures} time(s), last: {exc}; "
+                            f"nothing was kept at {dest}",
+                            bytes_received=written,
+                        ) from exc
+                    sleep(min(ep.backoff * (2 ** (failures - 1)), 30.0))
+                finally:
+                    response.close()
+            digest = pipe.finish()
+            if total is not None and written != total:
+                raise QdrantError(
+                    f"{ep.name}: {path}: received {written} bytes, expected {total}; nothing kept at {dest}"
+                )
+            if expected_sha256 and digest != expected_sha256:
+                raise QdrantError(
+                    f"{ep.name}: {path}: checksum mismatch - downloaded sha256 {digest}, Qdrant reports "
+                    f"{expected_sha256}; the file was discarded, nothing kept at {dest}",
+                    sha256=digest,
+                    expected_sha256=expected_sha256,
+                )
         ok = True
     finally:
-        if fd >= 0:
-            os.close(fd)
         if not ok:
             with contextlib.suppress(Exception):
                 pipe.finish()
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     seconds = time.monotonic() - start
     return {
         "path": dest,

@@ -27,12 +27,12 @@ import hashlib
 import os
 import socket
 import ssl
-import tempfile
 import time
 import typing as t
 import uuid
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _ledger
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_open, sha256_file
 
 try:
     import redis
@@ -850,14 +850,6 @@ def read_rdb_stream(reader: _Reader, handle: t.BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def rdb_backup(src: Endpoint, dest: str, force: bool = False, check_mode: bool = False, timeout: float = 600.0,
                clock: t.Callable[[], float] = time.monotonic) -> dict[str, t.Any]:
     """mode=rdb: the source's RDB snapshot to ``dest`` over the replication protocol (like redis-cli --rdb)."""
@@ -877,34 +869,24 @@ def rdb_backup(src: Endpoint, dest: str, force: bool = False, check_mode: bool =
     if check_mode:
         result.update(changed=True, msg=f"would write an RDB snapshot of {total_keys(ks)} keys to {dest}")
         return result
-    fd, tmp = tempfile.mkstemp(prefix=".rdb-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            sock = call(src, "opening a connection for SYNC", _open_socket, src, timeout)
-            try:
-                reader = _Reader(sock)
-                if src.password:
-                    auth = ("AUTH", src.username, src.password) if src.username else ("AUTH", src.password)
-                    sock.sendall(_resp(*auth))
-                    reply = reader.line()
-                    if not reply.startswith(b"+"):
-                        raise RedisMigrateError(describe_error(src, "authenticating for SYNC",
-                                                               Exception(reply.decode(errors="replace"))))
-                sock.sendall(_resp("REPLCONF", "rdb-only", "1"))
-                reader.line()  # older servers answer -ERR: harmless, they simply stream commands afterwards
-                sock.sendall(_resp("SYNC"))
-                size, sha = call(src, "receiving the RDB snapshot (SYNC)", read_rdb_stream, reader, handle)
-            finally:
-                with contextlib.suppress(OSError):
-                    sock.close()
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(dest, 0o600) as handle:  # hashed while it streams (read_rdb_stream), never read back
+        sock = call(src, "opening a connection for SYNC", _open_socket, src, timeout)
+        try:
+            reader = _Reader(sock)
+            if src.password:
+                auth = ("AUTH", src.username, src.password) if src.username else ("AUTH", src.password)
+                sock.sendall(_resp(*auth))
+                reply = reader.line()
+                if not reply.startswith(b"+"):
+                    raise RedisMigrateError(describe_error(src, "authenticating for SYNC",
+                                                           Exception(reply.decode(errors="replace"))))
+            sock.sendall(_resp("REPLCONF", "rdb-only", "1"))
+            reader.line()  # older servers answer -ERR: harmless, they simply stream commands afterwards
+            sock.sendall(_resp("SYNC"))
+            size, sha = call(src, "receiving the RDB snapshot (SYNC)", read_rdb_stream, reader, handle)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
     seconds = clock() - started
     result.update(changed=True, sha256=sha, size_bytes=size, duration_seconds=round(seconds, 3),
                   msg=f"wrote {size} bytes ({total_keys(ks)} keys) to {dest}")

@@ -10,8 +10,10 @@ import json
 import os
 import typing as t
 
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_write
 from ansible_collections.sophia.migrate.plugins.module_utils._ledger import now_iso, write_atomic
 
+REPORT_MODE = 0o600  # step details and artifact paths are for the operators, not for every local user
 OUTCOMES = ("ran", "staged", "skipped", "failed", "not_applicable")
 _ICON = {"ran": "ran", "staged": "staged only", "skipped": "skipped", "failed": "FAILED", "not_applicable": "n/a"}
 
@@ -87,11 +89,8 @@ def write_report(directory: str, run_id: str, phase: str, environment: str, titl
     if not check_mode:
         try:
             os.makedirs(run_dir, exist_ok=True)
-            write_atomic(paths["json"], report, mode=0o644)
-            tmp = paths["markdown"] + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(render_markdown(report))
-            os.replace(tmp, paths["markdown"])
+            write_atomic(paths["json"], report, mode=REPORT_MODE)
+            atomic_write(paths["markdown"], render_markdown(report), REPORT_MODE)
         except OSError as exc:
             raise ReportError(f"cannot write the report under {run_dir}: {exc.strerror}") from exc
     return {"report": report, "paths": paths}

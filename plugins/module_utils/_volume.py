@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import gzip
 import hashlib
@@ -26,9 +25,10 @@ import json
 import os
 import posixpath
 import tarfile
-import tempfile
 import typing as t
 import zlib
+
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_open, atomic_write, sha256_file
 
 CHUNK = 1024 * 1024
 SIDECAR_SUFFIX = ".manifest.json"
@@ -60,11 +60,7 @@ class _HashingWriter:
 
 
 def file_sha256(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            sha.update(block)
-    return sha.hexdigest()
+    return sha256_file(path, CHUNK)
 
 
 def manifest(root: str) -> dict[str, dict[str, t.Any]]:
@@ -142,20 +138,7 @@ def read_sidecar(archive: str) -> dict[str, t.Any] | None:
 
 
 def _write_sidecar(archive: str, data: dict[str, t.Any]) -> None:
-    path = sidecar_path(archive)
-    fd, tmp = tempfile.mkstemp(prefix=".backup-", suffix=SIDECAR_SUFFIX, dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(sidecar_path(archive), json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
 
 
 def versioned_path(dest: str, digest: str) -> str:
@@ -221,15 +204,13 @@ def backup(source: str, dest: str, expected_sha256: str | None = None, check_mod
         return result
     directory = os.path.dirname(os.path.abspath(target))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".backup-", suffix=".tar.gz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            writer = _HashingWriter(raw)
-            with tarfile.open(fileobj=writer, mode="w|gz") as tar:  # type: ignore[call-overload]
-                tar.add(source, arcname=".", recursive=True)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o600)
+    # 0600 from the start; renamed to ``target`` when the block ends, removed if anything in it fails
+    with atomic_open(target, 0o600) as raw:
+        tmp = raw.name
+        writer = _HashingWriter(raw)
+        with tarfile.open(fileobj=writer, mode="w|gz") as tar:  # type: ignore[call-overload]
+            tar.add(source, arcname=".", recursive=True)
+        raw.flush()
         # Read it back before it gets its name: it must hash to what we wrote and hold every file; the
         # content digest recorded for it is the one of what it actually holds.
         if file_sha256(tmp) != writer.sha.hexdigest():
@@ -245,11 +226,6 @@ def backup(source: str, dest: str, expected_sha256: str | None = None, check_mod
             "size": result["size"], "manifest_sha256": result["manifest_sha256"], "files": result["files"],
             "source": source, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return result
 
 

@@ -235,7 +235,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _k8s_validate
+from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _files, _k8s_validate
 
 
 def _options(p: dict) -> _compose.Options:
@@ -259,14 +259,7 @@ def _read(path: str) -> str | None:
 
 
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    _files.atomic_write(path, text, 0o600)
 
 
 def _project_secrets(project: dict, p: dict) -> set[str]:

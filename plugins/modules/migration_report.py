@@ -9,7 +9,9 @@ module: migration_report
 short_description: Write a phase report (Markdown and JSON) for one run of a migration phase
 version_added: 0.1.0
 description:
-  - Writes C(<phase>.json) and C(<phase>.md) under O(directory)/O(run_id)/.
+  - Writes C(<phase>.json) and C(<phase>.md) under O(directory)/O(run_id)/, each with mode C(0600) and atomically
+    (a temporary file with a random name in the same directory, fsynced, then renamed; a symbolic link at a file's
+    name is replaced, never written through).
   - Each step carries an outcome that tells what ran for real (V(ran)), what was only rendered and
     validated (V(staged)), and what was skipped, with the reason; environment limitations (for
     example the lab has no GPU and no K3s binary) are listed separately.
