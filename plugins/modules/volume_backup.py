@@ -29,7 +29,7 @@ description:
     path, a symbolic or hard link that leads outside, a write through a symbolic link), a device or FIFO
     is refused whole. setuid, setgid and sticky bits are stripped. Owners and other modes are kept.
   - B(The migration ledger lives on the controller), and this module runs on the host that holds the data.
-    It therefore never reads or writes the ledger itself: the role reads the backup's ledger entry on the
+    It therefore never reads or writes the ledger itself; the role reads the backup's ledger entry on the
     controller (M(sophia.migrate.ledger) O(sophia.migrate.ledger#module:operation=read), delegated to
     C(localhost)) and passes its C(data) as O(recorded); the module returns RV(record), and the role records
     it with M(sophia.migrate.ledger) delegated to C(localhost). See the examples.
