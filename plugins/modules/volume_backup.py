@@ -19,8 +19,8 @@ description:
     sidecar records and the directory's current content digest equals the recorded one. Otherwise a
     new archive is written under a content-addressed name (C(<name>.<digest>.tar.gz) next to O(dest))
     and the old one is kept (RV(superseded)).
-  - An existing archive whose sha256 differs from O(expected_sha256) or from the one recorded in the
-    ledger is never overwritten (the module fails).
+  - An existing archive whose sha256 differs from O(expected_sha256) or from the recorded one (O(recorded))
+    is never overwritten (the module fails).
   - O(state=verified) proves, right before data is deleted, that the backup still exists, hashes to the
     recorded sha256 and holds exactly the current content of the directory or volume; it fails naming
     the volume and the reason otherwise. Read-only.
@@ -28,9 +28,13 @@ description:
     checked before anything is written; an archive with a member outside the target (C(..), an absolute
     path, a symbolic or hard link that leads outside, a write through a symbolic link), a device or FIFO
     is refused whole. setuid, setgid and sticky bits are stripped. Owners and other modes are kept.
-  - With O(ledger_path) and O(ledger_step) the backup is recorded in the migration ledger, and a
-    recorded backup is reused on the next run when it still holds the current content (or, with
-    O(reuse=recorded), when it is unchanged).
+  - B(The migration ledger lives on the controller), and this module runs on the host that holds the data.
+    It therefore never reads or writes the ledger itself; the role reads the backup's ledger entry on the
+    controller (M(sophia.migrate.ledger) O(sophia.migrate.ledger#module:operation=read), delegated to
+    C(localhost)) and passes its C(data) as O(recorded); the module returns RV(record), and the role records
+    it with M(sophia.migrate.ledger) delegated to C(localhost). See the examples.
+  - O(ledger_path) and O(ledger_step) (deprecated) read and write a ledger file B(on the host the module runs
+    on); they are right only when that host is the controller.
 author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:
@@ -51,8 +55,8 @@ options:
     type: str
   dest:
     description:
-      - Path of the archive. Required unless O(state=verified) with O(ledger_path), where the ledger
-        records the archive.
+      - Path of the archive. Required unless O(state=verified) with O(recorded) (or O(ledger_path)), where
+        the record names the archive.
       - With O(state=present) a newer content version goes next to it under a content-addressed name.
     type: path
   state:
@@ -68,17 +72,34 @@ options:
   reuse:
     description:
       - V(matching) reuses an existing archive only when it holds the current content of the source.
-      - V(recorded) reuses the archive recorded in the ledger (or at O(dest) with O(expected_sha256)) as long
+      - V(recorded) reuses the archive of O(recorded) (or at O(dest) with O(expected_sha256)) as long
         as it is unchanged, whatever the source holds now; for a snapshot taken before a migration began.
         Such a backup is never proof before a deletion (O(state=verified) checks the content).
     type: str
     choices: [matching, recorded]
     default: matching
+  recorded:
+    description:
+      - The migration ledger's record of this backup, as the controller's ledger holds it - the C(data) of
+        the step's latest C(done) entry, which is the RV(record) an earlier run returned. Keys used
+        C(path), C(sha256) and C(manifest_sha256); other keys are ignored. V({}) means nothing is recorded.
+      - With O(state=present) the recorded archive is never overwritten when its sha256 changed, and it is
+        reused while it holds the current content (or, with O(reuse=recorded), while it is unchanged).
+      - With O(state=verified) it is the backup to prove (archive, sha256, content digest); V({}) is refused
+        (no recorded backup, nothing may be deleted).
+      - Mutually exclusive with O(ledger_path).
+    type: dict
   ledger_path:
-    description: Migration ledger to record the backup in (and to read a recorded backup from).
+    description:
+      - Deprecated, to be removed in release 0.3.0. Use O(recorded) and record RV(record) with
+        M(sophia.migrate.ledger) delegated to the controller.
+      - A migration ledger file B(on the host the module runs on) to record the backup in (and to read a
+        recorded backup from). Correct only when that host is the controller; on a remote Compose host
+        the backup would be recorded in a file the controller never reads.
     type: path
   ledger_step:
-    description: Ledger step name, for example V(backup/volume/sophia_embeddings).
+    description:
+      - Deprecated together with O(ledger_path). Ledger step name, for example V(backup/volume/sophia_embeddings).
     type: str
 notes:
   - O(source) and O(volume) are mutually exclusive; one of them is required.
@@ -87,20 +108,39 @@ notes:
 """
 
 EXAMPLES = r"""
+# The ledger is on the controller; the volume on the Compose host (the play's host).
+- name: Read the ledger on the controller
+  sophia.migrate.ledger:
+    path: "{{ sophia_ledger_path }}"
+    operation: read
+  register: ledger
+  delegate_to: localhost
+
 - name: Back up the embeddings volume before anything changes
   sophia.migrate.volume_backup:
     volume: sophia_embeddings
     dest: /var/backups/sophia/embeddings.tar.gz
-    ledger_path: "{{ sophia_ledger_path }}"
-    ledger_step: backup/volume/sophia_embeddings
+    recorded: "{{ entry.data | default({}) if entry.status | default('') == 'done' else {} }}"
+  vars:
+    entry: >-
+      {{ ledger.ledger.entries | selectattr('step', 'equalto', 'backup/volume/sophia_embeddings')
+         | list | last | default({}) }}
   register: backup
+
+- name: Record it in the ledger on the controller
+  sophia.migrate.ledger:
+    path: "{{ sophia_ledger_path }}"
+    step: backup/volume/sophia_embeddings
+    phase: phase2d
+    data: "{{ backup.record }}"
+  delegate_to: localhost
+  when: backup.record is defined
 
 - name: Right before deleting the volume, prove the recorded backup holds exactly its data
   sophia.migrate.volume_backup:
     state: verified
     volume: sophia_embeddings
-    ledger_path: "{{ sophia_ledger_path }}"
-    ledger_step: backup/volume/sophia_embeddings
+    recorded: "{{ backup.record }}"  # or the step's data from a fresh read of the ledger
 
 - name: Restore it into the new volume
   sophia.migrate.volume_backup:
@@ -147,9 +187,36 @@ verified:
   description: True when the backup exists, is unchanged and holds the current content.
   returned: O(state=verified)
   type: bool
+record:
+  description:
+    - What the migration ledger should record for this backup (the C(data) of the backup's step), to be
+      written with M(sophia.migrate.ledger) delegated to the controller and passed back as O(recorded) on
+      the next run. Equal to O(recorded) when nothing changed (recording it again is not a change).
+  returned: O(state=present), when the archive's sha256 is known (not in check mode for a new backup)
+  type: dict
+  contains:
+    path:
+      description: The archive.
+      type: str
+    size:
+      description: Its size in bytes.
+      type: int
+    sha256:
+      description: Its sha256.
+      type: str
+    manifest_sha256:
+      description: The content digest of what it holds (when known).
+      type: str
+    source:
+      description: The volume name, or the directory.
+      type: str
+  sample: {path: /var/backups/sophia-compose/sophia_embeddings.tar.gz, size: 1048576, source: sophia_embeddings,
+           sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,
+           manifest_sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae}
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -165,24 +232,50 @@ def _volume_dir(name: str) -> str:
         raise _volume.VolumeError(f"Docker volume '{name}': {exc}") from exc
 
 
-def _recorded(p: dict) -> dict:
-    """The ledger's record of this backup (status done), or {}."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _recorded(module: AnsibleModule) -> dict:
+    """The recorded backup: O(recorded) as given (checked), or the deprecated ledger file's record, or {}."""
+    p = module.params
+    if p["recorded"] is not None:
+        rec = p["recorded"]
+        if not rec:
+            return {}
+        problems = []
+        if not isinstance(rec.get("path"), str) or not rec["path"]:
+            problems.append("'path' must be the archive's path")
+        for key, required in (("sha256", True), ("manifest_sha256", False)):
+            value = rec.get(key)
+            if (value is not None or required) and not (isinstance(value, str) and _SHA256.fullmatch(value)):
+                problems.append(f"'{key}' must be 64 lowercase hex digits")
+        if problems:
+            module.fail_json(msg=f"volume_backup: option 'recorded' (the ledger's record of the backup, keys "
+                                 f"{', '.join(sorted(map(str, rec)))}): {'; '.join(problems)}")
+        return rec
     if not (p["ledger_path"] and p["ledger_step"]):
         return {}
+    module.deprecate("volume_backup: ledger_path and ledger_step read and write a ledger file on the host the module "
+                     "runs on, which is not the controller's ledger when the Compose host is remote; pass the "
+                     "controller ledger's record as 'recorded' and record the returned 'record' with "
+                     "sophia.migrate.ledger delegated to localhost", version="0.3.0", collection_name="sophia.migrate")
     entry = _ledger.find(_ledger.load(p["ledger_path"]), p["ledger_step"]) or {}
     return (entry.get("data") or {}) if entry.get("status") == "done" else {}
 
 
-def _verify(module: AnsibleModule, source: str) -> dict:
+def _verify(module: AnsibleModule, source: str, recorded: dict) -> dict:
     p = module.params
     what = f"volume '{p['volume']}'" if p["volume"] else f"directory {source}"
-    recorded = _recorded(p)
     archive = p["dest"] or recorded.get("path")
     if not archive:
-        raise _volume.VolumeError(f"{what}: no backup is recorded in ledger step '{p['ledger_step']}' of "
-                                  f"{p['ledger_path']}; it is not safe to delete")
+        where = (f"in ledger step '{p['ledger_step']}' of {p['ledger_path']}" if p["ledger_path"]
+                 else "(option 'recorded' is empty)")
+        raise _volume.VolumeError(f"{what}: no backup is recorded {where}; it is not safe to delete")
     if p["dest"] and recorded.get("path") not in (None, p["dest"]):
         raise _volume.VolumeError(f"{what}: the ledger records the backup {recorded['path']}, not {p['dest']}")
+    if p["expected_sha256"] and recorded.get("sha256") not in (None, p["expected_sha256"]):
+        raise _volume.VolumeError(f"{what}: expected_sha256 {p['expected_sha256']} differs from the recorded "
+                                  f"{recorded['sha256']}")
     expected = p["expected_sha256"] or recorded.get("sha256")
     if not expected:
         raise _volume.VolumeError(f"{what}: no sha256 is recorded for the backup {archive} (expected_sha256 or "
@@ -200,29 +293,33 @@ def run(module: AnsibleModule) -> dict:
         module.fail_json(msg=missing_required_lib("docker"))
     if not p["source"] and not p["volume"]:
         module.fail_json(msg="volume_backup: one of 'source' or 'volume' is required")
-    if not p["dest"] and not (p["state"] == "verified" and p["ledger_path"]):
+    by_record = p["recorded"] is not None or p["ledger_path"]
+    if not p["dest"] and not (p["state"] == "verified" and by_record):
         module.fail_json(msg=f"volume_backup: 'dest' is required with state={p['state']}"
-                             + (" (or ledger_path and ledger_step)" if p["state"] == "verified" else ""))
+                             + (" (or 'recorded', the ledger's record of the backup)"
+                                if p["state"] == "verified" else ""))
+    recorded = _recorded(module) if p["state"] != "restored" else {}
     source = p["source"] or _volume_dir(p["volume"])
     if p["state"] == "verified":
-        return _verify(module, source)
+        return _verify(module, source, recorded)
     if p["state"] == "restored":
         if not p["expected_sha256"]:
             module.fail_json(msg="volume_backup: 'expected_sha256' is required to restore "
                                  "(a backup is restored only when verified)")
         out = _volume.restore(p["dest"], source, p["expected_sha256"], module.check_mode)
         return {"path": p["dest"], **out}
-    recorded = _recorded(p)
     known = {recorded["path"]: recorded["sha256"]} if recorded.get("path") and recorded.get("sha256") else {}
     out = _volume.backup(source, p["dest"], p["expected_sha256"], module.check_mode, reuse=p["reuse"],
                          recorded=known)
-    if p["ledger_path"] and p["ledger_step"] and out.get("sha256"):
-        data = {k: out[k] for k in ("path", "size", "sha256", "manifest_sha256") if k in out}
-        data["source"] = p["volume"] or source
-        if "manifest_sha256" not in data and recorded.get("path") == out["path"] and recorded.get("manifest_sha256"):
-            data["manifest_sha256"] = recorded["manifest_sha256"]
-        if any(recorded.get(k) != data.get(k) for k in ("path", "sha256", "manifest_sha256")):
-            _ledger.record(p["ledger_path"], p["ledger_step"], data=data, check_mode=module.check_mode)
+    if out.get("sha256"):
+        record = {k: out[k] for k in ("path", "size", "sha256", "manifest_sha256") if k in out}
+        record["source"] = p["volume"] or source
+        if "manifest_sha256" not in record and recorded.get("path") == out["path"] and recorded.get("manifest_sha256"):
+            record["manifest_sha256"] = recorded["manifest_sha256"]
+        out["record"] = record
+        if p["ledger_path"] and p["ledger_step"] and any(recorded.get(k) != record.get(k)
+                                                         for k in ("path", "sha256", "manifest_sha256")):
+            _ledger.record(p["ledger_path"], p["ledger_step"], data=record, check_mode=module.check_mode)
     out["exists"] = os.path.exists(out["path"])
     return out
 
@@ -236,10 +333,11 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present", "verified", "restored"], "default": "present"},
             "expected_sha256": {"type": "str"},
             "reuse": {"type": "str", "choices": ["matching", "recorded"], "default": "matching"},
-            "ledger_path": {"type": "path"},
+            "recorded": {"type": "dict"},
+            "ledger_path": {"type": "path"},  # deprecated (see _recorded)
             "ledger_step": {"type": "str"},
         },
-        mutually_exclusive=[["source", "volume"]],
+        mutually_exclusive=[["source", "volume"], ["recorded", "ledger_path"]],
         required_together=[["ledger_path", "ledger_step"]],
         supports_check_mode=True,
     )

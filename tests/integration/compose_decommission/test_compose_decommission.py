@@ -25,6 +25,7 @@ import yaml
 
 from ansible_collections.sophia.migrate.plugins.modules import compose_project_info
 from support.modules import run_module
+from support.remote_host import inventory, remote_host, run_in
 from support.servers import free_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -83,11 +84,18 @@ def states(cli, name):
             for c in cli.containers.list(all=True, filters={"label": f"com.docker.compose.project={name}"})}
 
 
-def run_role(tmp_path, project, extra: dict, check: bool = False) -> subprocess.CompletedProcess:
+def run_role(tmp_path, project, extra: dict, check: bool = False, inventory: str | None = None
+             ) -> subprocess.CompletedProcess:
+    """Run the role on localhost, or with ``inventory`` on its host compose_host (the controller stays localhost)."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(textwrap.dedent("""\
         - hosts: localhost
           connection: local
+          gather_facts: false
+          roles:
+            - role: sophia.migrate.compose_decommission
+        """) if inventory is None else textwrap.dedent("""\
+        - hosts: compose_host
           gather_facts: false
           roles:
             - role: sophia.migrate.compose_decommission
@@ -110,6 +118,8 @@ def run_role(tmp_path, project, extra: dict, check: bool = False) -> subprocess.
     python = os.path.join(ROOT, ".venv", "bin", "python")
     argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", str(playbook),
             "-e", f"@{tmp_path / 'vars.json'}", "-e", f"ansible_python_interpreter={python}"]
+    if inventory is not None:  # the inventory sets each host's interpreter
+        argv = [argv[0], "-i", inventory, str(playbook), "-e", f"@{tmp_path / 'vars.json'}"]
     if check:
         argv.append("--check")
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
@@ -289,6 +299,9 @@ def _wait_for(predicate, timeout=30):
     raise AssertionError("condition not met in time")
 
 
+DB_SERVICE = [{"name": "db", "retire_without_replacement": "the test writer has no replacement"}]
+
+
 def archive_files(path) -> dict[str, bytes]:
     with tarfile.open(path) as tar:
         return {os.path.normpath(m.name): tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
@@ -301,7 +314,7 @@ def task_positions(out: str, *names: str) -> list[int]:
 def test_backup_after_the_stop_and_no_deletion_on_an_old_backup(tmp_path, writer_project):
     cli, name, volume = writer_project["cli"], writer_project["name"], writer_project["volume"]
     write_evidence(tmp_path / "ledger.json", {}, [])
-    extra = {"compose_decommission_services": [{"name": "db"}], "compose_decommission_observe_seconds": 0}
+    extra = {"compose_decommission_services": DB_SERVICE, "compose_decommission_observe_seconds": 0}
     step = f"backup/volume/{volume}"
 
     # 1) decommission: stop, then back up; the archive holds what the writer flushed when it was stopped
@@ -343,7 +356,7 @@ def test_backup_after_the_stop_and_no_deletion_on_an_old_backup(tmp_path, writer
 def test_tampered_backup_stops_the_deletion(tmp_path, writer_project):
     cli, volume = writer_project["cli"], writer_project["volume"]
     write_evidence(tmp_path / "ledger.json", {}, [])
-    extra = {"compose_decommission_services": [{"name": "db"}], "compose_decommission_observe_seconds": 0}
+    extra = {"compose_decommission_services": DB_SERVICE, "compose_decommission_observe_seconds": 0}
     res = run_role(tmp_path, writer_project, extra)
     assert res.returncode == 0, res.stdout[-3000:]
     data = next(e["data"] for e in json.loads((tmp_path / "ledger.json").read_text())["entries"]
@@ -356,3 +369,61 @@ def test_tampered_backup_stops_the_deletion(tmp_path, writer_project):
     assert f"differs from the recorded {data['sha256']}" in res.stdout
     assert volume in [v.name for v in cli.volumes.list()]
     assert os.path.exists(os.path.join(writer_project["mountpoint"], "final.txt"))
+
+
+@pytest.fixture
+def remote_compose_host():
+    """The Compose host as a different inventory host than the controller, with a filesystem of its own.
+
+    A container that drives the controller's Docker engine (its socket) and reads the volumes' data where
+    Docker keeps it (read-only): the role runs there as on lambda-gpu-01, while the ledger is on the controller.
+    """
+    root = docker.from_env().info()["DockerRootDir"]
+    mounts = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+              os.path.join(root, "volumes"): {"bind": os.path.join(root, "volumes"), "mode": "ro"}}
+    with remote_host("ledgertest", mounts) as host:
+        yield host
+
+
+def test_backups_are_recorded_in_the_controller_ledger_when_the_compose_host_is_remote(
+        tmp_path, writer_project, remote_compose_host):
+    """Production's shape: the role runs on a Compose host that is not the controller.
+
+    The backup must be recorded in the controller's ledger (where the removal step and every later phase read it),
+    no ledger file may appear on the Compose host, and the volume is deleted only after its backup, on the Compose
+    host, was verified against the controller's record.
+    """
+    host, cli, volume = remote_compose_host, writer_project["cli"], writer_project["volume"]
+    ledger = tmp_path / "ledger.json"
+    write_evidence(ledger, {}, [])
+    backup_dir = f"/var/backups/{host['name']}"  # only on the Compose host
+    inv = inventory(str(tmp_path / "inventory.json"), host)
+    extra = {"compose_decommission_services": DB_SERVICE, "compose_decommission_observe_seconds": 0,
+             "compose_decommission_backup_dir": backup_dir}
+
+    res = run_role(tmp_path, writer_project, {**extra, "compose_decommission_remove": True,
+                                              "compose_decommission_remove_data": True}, inventory=inv)
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert "compose_host" in res.stdout and "ok: [compose_host -> localhost]" in res.stdout
+
+    # the record is in the controller's ledger, and it describes the archive on the Compose host
+    entries = [e for e in json.loads(ledger.read_text())["entries"] if e["step"] == f"backup/volume/{volume}"]
+    assert [e["status"] for e in entries] == ["done"] and entries[0]["phase"] == "phase2d"
+    record = entries[0]["data"]
+    assert record["path"] == f"{backup_dir}/{volume}.tar.gz" and record["source"] == volume
+    assert not os.path.exists(backup_dir)  # a different filesystem: the archive is not on the controller
+    code, out = run_in(host, ["sha256sum", record["path"]])
+    assert code == 0 and out.split()[0] == record["sha256"]
+    # nothing wrote a ledger (or its lock) on the Compose host
+    for path in (str(ledger), f"{ledger}.lock"):
+        code, _ = run_in(host, ["test", "-e", path])
+        assert code == 1, f"{path} exists on the Compose host"
+    code, out = run_in(host, ["find", "/", "-xdev", "-name", "ledger.json*"])
+    assert out.strip() == "", out
+
+    # the removal read that record: the backup was verified on the Compose host, then the volume deleted
+    verify, delete = task_positions(res.stdout, "Remove | named volumes of the retired services with a recorded backup",
+                                    "Remove | the named volumes whose backup was just verified")
+    assert verify < delete and f"changed: [compose_host] => (item={volume})" in res.stdout[delete:]
+    assert volume not in [v.name for v in cli.volumes.list()]
+    assert states(cli, writer_project["name"]) == {}

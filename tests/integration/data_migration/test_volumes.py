@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import subprocess
 import time
 import uuid
 
@@ -17,6 +19,7 @@ import docker
 import pytest
 
 from support.playbooks import role_play, run_play
+from support.remote_host import ansible_playbook, inventory, remote_host, run_in
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -150,3 +153,66 @@ def test_preflight_refuses_an_unreachable_redis_before_any_backup(tmp_path, volu
     assert "127.0.0.1:1" in res.stdout
     assert not (tmp_path / "ledger.json").exists() or entries(tmp_path) == []
     assert not list(tmp_path.glob("backups/redis-*"))
+
+
+@pytest.fixture
+def remote_volume_host():
+    """A volume host that is a different inventory host than the controller, with a filesystem of its own.
+
+    A throwaway systemd container with this machine's rsync (Debian bookworm, like the image; the image lacks its
+    libpopt) and a directory that stands for the volume.
+    """
+    with remote_host("ledgertest") as host:
+        ldd = subprocess.run(["ldd", "/usr/bin/rsync"], capture_output=True, text=True, check=True).stdout
+        libs = [line.split("=>")[1].split()[0] for line in ldd.splitlines() if "libpopt" in line]
+        for src, dest in [("/usr/bin/rsync", "/usr/local/bin/rsync")] + [(lib, "/usr/local/lib/") for lib in libs]:
+            subprocess.run(["docker", "cp", "-L", src, f"{host['name']}:{dest}"], check=True, capture_output=True)
+        assert run_in(host, ["ldconfig"])[0] == 0 and run_in(host, ["rsync", "--version"])[0] == 0
+        fill = ("mkdir -p /srv/vol/src/models /srv/vol/dst && head -c 200000 /dev/urandom > /srv/vol/src/models/emb.bin"
+                " && echo sophia > /srv/vol/src/README")
+        assert run_in(host, ["sh", "-c", fill])[0] == 0
+        yield host
+
+
+def test_the_backup_is_recorded_in_the_controller_ledger_when_the_volume_host_is_remote(tmp_path, remote_volume_host):
+    """Production's shape: the role runs on the Compose host, the ledger stays on the controller."""
+    host = remote_volume_host
+    backup_dir = f"/var/backups/{host['name']}"  # only on the volume host
+    variables = {
+        "data_migration_ledger_path": str(tmp_path / "ledger.json"),
+        "data_migration_backup_dir": backup_dir,
+        "data_migration_report_dir": str(tmp_path / "reports"),
+        "data_migration_run_id": "run1",
+        "data_migration_volumes": [{"name": "embeddings", "source": "/srv/vol/src", "target": "/srv/vol/dst"}],
+        "data_migration_disk_reserve_bytes": 0,
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    (tmp_path / "play.yml").write_text("- hosts: compose_host\n  gather_facts: false\n  roles:\n"
+                                       "    - sophia.migrate.data_migration\n")
+    argv = ["-i", inventory(str(tmp_path / "inventory.json"), host), str(tmp_path / "play.yml"),
+            "-e", f"@{tmp_path / 'vars.json'}"]
+    res = ansible_playbook(argv, ROOT)
+    assert res.returncode == 0, res.stdout[-4000:]
+
+    backups = [e for e in entries(tmp_path) if e["step"] == "volume/embeddings/backup"]
+    assert [e["status"] for e in backups] == ["done"] and backups[0]["phase"] == "phase2b"
+    record = backups[0]["data"]
+    assert record["path"] == f"{backup_dir}/volume-embeddings.tar.gz" and record["source"] == "/srv/vol/src"
+    assert not os.path.exists(backup_dir)  # a different filesystem: the archive is not on the controller
+    code, out = run_in(host, ["sha256sum", record["path"]])
+    assert code == 0 and out.split()[0] == record["sha256"]
+    code, out = run_in(host, ["find", "/", "-xdev", "-name", "ledger.json*"])
+    assert code == 0 and out.strip() == "", f"a ledger was written on the volume host: {out}"
+    report = json.loads((tmp_path / "reports" / "run1" / "data_migration.json").read_text())
+    assert [a["path"] for a in report["artifacts"]] == [record["path"]]
+    assert {e["step"] for e in entries(tmp_path) if e["status"] == "done"} == {
+        f"volume/embeddings/{s}" for s in ("backup", "copy", "verify", "cutover")}
+
+    # a second run reuses the recorded backup (read from the controller's ledger) and changes nothing
+    (tmp_path / "vars.json").write_text(json.dumps({**variables, "data_migration_run_id": "run2"}))
+    res = ansible_playbook(argv, ROOT)
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert re.search(r"^compose_host\s*:\s*ok=\d+\s+changed=0\s", res.stdout, re.M), res.stdout[-3000:]
+    assert [e for e in entries(tmp_path) if e["step"] == "volume/embeddings/backup"] == backups
+    code, out = run_in(host, ["sha256sum", record["path"]])
+    assert out.split()[0] == record["sha256"]
