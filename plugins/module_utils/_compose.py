@@ -1123,8 +1123,8 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         container.setdefault("volumeMounts", []).append({"name": "dshm", "mountPath": "/dev/shm"})  # noqa: S108
     if volumes:
         pod["volumes"] = _unique_pod_volumes(where, volumes)
-    _unique_pod_volumes(where, [*pod.get("volumes", []), *({"name": c["metadata"]["name"], "claim": True}
-                                                            for c in claim_templates)])
+    claims = [{"name": c["metadata"]["name"], "claim": True} for c in claim_templates]
+    _unique_pod_volumes(where, [*pod.get("volumes", []), *claims])
     if opts.image_pull_secrets:
         pod["imagePullSecrets"] = [{"name": s} for s in opts.image_pull_secrets]
     if gpu:

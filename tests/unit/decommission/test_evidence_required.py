@@ -12,8 +12,8 @@ from ansible_collections.sophia.migrate.plugins.filter.evidence import missing_e
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 LEDGER = {
     "entries": [
-        {"step": "phase2a", "status": "done", "data": {"steps": ["observability (basic monitoring) on k3s"],
-                                                        "outcomes": ["ran"]}},
+        {"step": "phase2a", "status": "done",
+         "data": {"steps": ["observability (basic monitoring) on k3s"], "outcomes": ["ran"]}},
         {"step": "phase2c", "status": "failed"},
         {"step": "redis/cutover", "status": "done"},
     ],
