@@ -3,15 +3,28 @@
 The model follows Argo Rollouts' AnalysisRun and Flagger's canary analysis, but the probes reach
 anything the controller can reach (the Compose host and the K3s cluster alike):
 
-- A *round* runs every probe once. A probe sample is ``success``, ``failure`` or ``inconclusive``
-  (``failure_condition`` is checked first, then ``success_condition``; a query that returns no data
-  follows the probe's explicit ``on_no_data`` policy; a timeout or connection error is a failure).
+- A *round* runs every probe once, concurrently (one thread per probe), each bounded by its own
+  ``timeout``: a probe with no sample at its timeout is a failure then. A probe sample is ``success``,
+  ``failure`` or ``inconclusive`` (``failure_condition`` is checked first, then ``success_condition``; a
+  query that returns no data follows the probe's explicit ``on_no_data`` policy; a timeout or connection
+  error is a failure).
+- Rounds start on a fixed schedule: round k (from 0) at ``t0 + k x interval`` (t0 = after
+  ``initial_delay``). A slow round does not push the next one later: when a round is due while earlier
+  ones still run, it starts anyway with fresh probes (rounds overlap). With ``interval`` 0 rounds run
+  back to back. Rounds are counted in order (round k is decided once rounds 0..k are complete).
+  So an endpoint failing from t0 fails the gate by ``(failure_limit - 1) x interval + timeout``,
+  and one that starts failing at any moment t by ``t + failure_limit x interval + timeout``.
 - A round fails if any probe failed; it is inconclusive if none failed but one was inconclusive.
 - The gate **fails** as soon as ``failure_limit`` rounds failed, **passes** as soon as
   ``consecutive_successes`` rounds in a row succeeded, and is **inconclusive** once
   ``inconclusive_limit`` rounds were inconclusive. When ``count`` rounds or ``duration`` seconds are
   used up without a decision, it fails (the required run of successes never came); a flapping target
   therefore never passes.
+- ``min_duration`` makes the pass a hold: the run of successful rounds must also span ``min_duration``
+  seconds (from the start of its first round); at that moment the gate starts no new round, waits for
+  the rounds still running and passes when they passed too. A failed round restarts the hold (it still
+  counts towards ``failure_limit``); when the rounds left (``count``/``duration``) can no longer hold
+  ``min_duration``, the gate fails right away.
 - Baseline mode compares the candidate with a baseline endpoint measured in the same rounds:
   p95 latency within ``latency_tolerance`` and error ratio within ``error_ratio_tolerance``.
 
@@ -25,6 +38,7 @@ import json
 import math
 import re
 import socket
+import threading
 import time
 import typing as t
 import urllib.parse
@@ -63,6 +77,7 @@ class Policy:
     failure_limit: int = 1
     consecutive_successes: int = 1
     inconclusive_limit: int = 3
+    min_duration: float = 0.0
 
 
 @dataclass
@@ -103,12 +118,25 @@ def round_outcome(samples: list[Sample]) -> str:
     return SUCCESS
 
 
-def decide(state: State, policy: Policy, exhausted: bool) -> Decision | None:
-    """The gate's decision after the rounds so far, or None to keep measuring."""
+def decide(
+    state: State, policy: Policy, exhausted: bool, held: bool = True, span: float = 0.0, why_exhausted: str = ""
+) -> Decision | None:
+    """The gate's decision after the rounds so far, or None to keep measuring.
+
+    ``held``: with ``min_duration``, the current run of successful rounds spans it (and no round of the run is
+    still running); ``span`` is that run's span in seconds so far; ``why_exhausted`` says why no round is left.
+    """
     n = len(state.rounds)
     if state.failures >= policy.failure_limit:
         return Decision("failed", f"{state.failures} of {n} rounds failed (failure_limit {policy.failure_limit})", n)
-    if state.streak >= policy.consecutive_successes:
+    if state.streak >= policy.consecutive_successes and (not policy.min_duration or held):
+        if policy.min_duration:
+            return Decision(
+                "passed",
+                f"{state.streak} consecutive successful rounds over {span:.1f}s "
+                f"(min_duration {policy.min_duration:g}s, required {policy.consecutive_successes} in a row)",
+                n,
+            )
         return Decision(
             "passed", f"{state.streak} consecutive successful rounds (required {policy.consecutive_successes})", n
         )
@@ -119,6 +147,14 @@ def decide(state: State, policy: Policy, exhausted: bool) -> Decision | None:
             n,
         )
     if exhausted:
+        if policy.min_duration:
+            return Decision(
+                "failed",
+                f"the successful rounds in a row did not hold min_duration {policy.min_duration:g}s: "
+                f"{why_exhausted or f'{n} rounds used up'} ({state.streak} successful in a row over {span:.1f}s; "
+                f"{state.failures} failed, {state.inconclusives} inconclusive)",
+                n,
+            )
         return Decision(
             "failed",
             f"only {state.streak} consecutive successful rounds at the end of {n} rounds "
@@ -558,6 +594,18 @@ def validate_policy(policy: Policy, probes: list[t.Any]) -> None:
         raise HealthConfigError("duration must be > 0 seconds")
     if policy.failure_limit < 1 or policy.consecutive_successes < 1 or policy.inconclusive_limit < 1:
         raise HealthConfigError("failure_limit, consecutive_successes and inconclusive_limit must be >= 1")
+    if policy.min_duration < 0:
+        raise HealthConfigError("min_duration must be >= 0 seconds")
+    if policy.min_duration and policy.duration is not None and policy.min_duration > policy.duration:
+        raise HealthConfigError(
+            f"min_duration ({policy.min_duration:g}s) is longer than duration ({policy.duration:g}s): the gate could "
+            "never pass"
+        )
+    if policy.min_duration and policy.count is not None and 0 < policy.count * policy.interval < policy.min_duration:
+        raise HealthConfigError(
+            f"count {policy.count} rounds every {policy.interval:g}s cannot hold min_duration "
+            f"{policy.min_duration:g}s: the gate could never pass"
+        )
 
 
 def baseline_verdict(
@@ -582,6 +630,59 @@ def baseline_verdict(
     return (not problems, "; ".join(problems), figures)
 
 
+PROBE_GRACE = 0.05  # seconds past a probe's timeout before the round stops waiting for it (its own timeout
+# normally ends it first, with its own message)
+EPSILON = 1e-6
+
+
+@dataclass
+class _Round:
+    no: int  # 1-based
+    offset: float  # start, seconds after t0
+    deadlines: list[float]  # per probe, seconds after t0
+    samples: list[Sample | None]
+
+    def expire(self, probes: list[dict[str, t.Any]], now: float, wall: t.Callable[[], float]) -> None:
+        for i, probe in enumerate(probes):
+            if self.samples[i] is None and now >= self.deadlines[i]:
+                self.samples[i] = Sample(
+                    probe["name"],
+                    FAILURE,
+                    at=round(wall(), 3),
+                    latency_ms=round(probe["timeout"] * 1000, 2),
+                    message=f"no answer within {probe['timeout']}s",
+                    round=self.no,
+                )
+
+    @property
+    def done(self) -> bool:
+        return all(s is not None for s in self.samples)
+
+
+def _spawn_daemon(target: t.Callable[[], None]) -> None:
+    # daemon: a probe still stuck past its timeout never holds the module's exit
+    threading.Thread(target=target, daemon=True).start()
+
+
+def _last_offset(policy: Policy) -> float | None:
+    """Offset of the last round the schedule can start (interval > 0), None when unbounded or unknown."""
+    if policy.interval <= 0:
+        return None
+    limits = []
+    if policy.count is not None:
+        limits.append((policy.count - 1) * policy.interval)
+    if policy.duration is not None:
+        limits.append(math.floor(policy.duration / policy.interval + EPSILON) * policy.interval)
+    return min(limits) if limits else None
+
+
+def _limits(policy: Policy) -> str:
+    given = [f"count {policy.count}" if policy.count is not None else "", ""]
+    if policy.duration is not None:
+        given[1] = f"duration {policy.duration:g}s"
+    return " and ".join(g for g in given if g)
+
+
 def run_gate(
     probes: list[dict[str, t.Any]],
     policy: Policy,
@@ -592,36 +693,130 @@ def run_gate(
     wall: t.Callable[[], float] = time.time,
     baseline: dict[str, t.Any] | None = None,
     progress: t.Callable[[str], None] | None = None,
+    spawn: t.Callable[[t.Callable[[], None]], None] | None = None,
+    wait: t.Callable[[float], t.Any] | None = None,
 ) -> dict[str, t.Any]:
-    """Run rounds until a decision; returns the module result (without 'changed')."""
+    """Run rounds until a decision; returns the module result (without 'changed').
+
+    Rounds start at t0 + k x interval, their probes run concurrently (``spawn`` starts one; a daemon thread by
+    default) and each is bounded by its timeout; the main loop sleeps in ``wait`` (the condition's wait by
+    default: a finished probe wakes it) until the next round is due, a probe's deadline or the end of a hold.
+    """
     started = clock()
     if policy.initial_delay:
         sleep(policy.initial_delay)
+    cond = threading.Condition()
+    spawn = spawn or _spawn_daemon
+    wait = wait or cond.wait
     state = State()
     samples: list[Sample] = []
     decision: Decision | None = None
-    round_no = 0
-    while decision is None:
-        round_no += 1
-        round_start = clock()
-        batch = []
-        for probe in probes:
-            sample = run_probe(probe, session, run_command)
+    launched: list[_Round] = []
+    decided = 0  # rounds recorded in state, in order
+    run_start: float | None = None  # offset of the first round of the current run of successes
+    last_offset = _last_offset(policy)
+    t0 = clock()
+
+    def probe_task(rnd: _Round, i: int, probe: dict[str, t.Any]) -> t.Callable[[], None]:
+        def task() -> None:
+            try:
+                sample = run_probe(probe, session, run_command)
+            except Exception as exc:  # a probe that breaks is a failed probe, never a lost round
+                sample = Sample(probe["name"], FAILURE, message=f"probe error: {exc.__class__.__name__}")
             sample.at = round(wall(), 3)
-            sample.round = round_no
-            batch.append(sample)
-        samples.extend(batch)
-        gated = [s for s in batch if not (baseline and s.probe == baseline["probe"]["name"])]
-        state.rounds.append(round_outcome(gated))
-        elapsed = clock() - started
-        exhausted = (policy.count is not None and round_no >= policy.count) or (
-            policy.duration is not None and elapsed + policy.interval > policy.duration
-        )
-        decision = decide(state, policy, exhausted)
-        if progress:
-            progress(f"round {round_no}: {state.rounds[-1]} ({', '.join(f'{s.probe}={s.outcome}' for s in batch)})")
-        if decision is None:
-            sleep(max(0.0, policy.interval - (clock() - round_start)))
+            sample.round = rnd.no
+            with cond:
+                if rnd.samples[i] is None:  # not already failed at its deadline
+                    rnd.samples[i] = sample
+                cond.notify_all()
+
+        return task
+
+    with cond:
+        while decision is None:
+            now = clock() - t0
+            for rnd in launched[decided:]:
+                rnd.expire(probes, now, wall)
+            while decision is None and decided < len(launched) and launched[decided].done:
+                rnd = launched[decided]
+                decided += 1
+                batch = t.cast("list[Sample]", rnd.samples)
+                samples.extend(batch)
+                gated = [s for s in batch if not (baseline and s.probe == baseline["probe"]["name"])]
+                state.rounds.append(round_outcome(gated))
+                if state.rounds[-1] != SUCCESS:
+                    run_start = None
+                elif run_start is None:
+                    run_start = rnd.offset
+                if progress:
+                    progress(
+                        f"round {rnd.no}: {state.rounds[-1]} ({', '.join(f'{s.probe}={s.outcome}' for s in batch)})"
+                    )
+                # a hold (min_duration) passes only below, once it spans min_duration
+                decision = decide(state, policy, exhausted=False, held=False)
+            if decision is not None:
+                break
+            in_flight = launched[decided:]
+            pending = [r.deadlines[i] for r in in_flight for i, s in enumerate(r.samples) if s is None]
+            span = now - run_start if run_start is not None else 0.0
+            holding = bool(policy.min_duration) and state.streak >= policy.consecutive_successes
+            hold_due = run_start + policy.min_duration if holding and run_start is not None else None
+            if hold_due is not None and now >= hold_due - EPSILON:
+                if not in_flight:
+                    decision = decide(state, policy, exhausted=False, held=True, span=span)
+                    break
+                # the hold is over: no new round; the rounds still running must pass too
+                wait(max(0.0, min(pending) - (clock() - t0)))
+                continue
+            next_no = len(launched) + 1
+            # on the schedule; with interval 0 back to back (the next one once none is running)
+            next_offset = (next_no - 1) * policy.interval if policy.interval > 0 else (math.inf if in_flight else now)
+            more = (policy.count is None or next_no <= policy.count) and (
+                policy.duration is None or next_offset <= policy.duration + EPSILON or next_offset == math.inf
+            )
+            if policy.min_duration and last_offset is not None:
+                # the earliest a hold can start: the current run's start, or else the next round's
+                if run_start is not None:
+                    earliest = run_start
+                elif in_flight:
+                    earliest = in_flight[0].offset
+                else:
+                    earliest = next_offset if more else math.inf
+                if earliest + policy.min_duration > last_offset + policy.interval + EPSILON:
+                    decision = decide(
+                        state,
+                        policy,
+                        exhausted=True,
+                        span=span,
+                        why_exhausted=f"after round {len(state.rounds)} the rounds left by {_limits(policy)} "
+                        "cannot hold it any more",
+                    )
+                    break
+            last_start = launched[-1].offset if launched else -math.inf
+            if not more and not in_flight and (hold_due is None or hold_due > last_start + policy.interval + EPSILON):
+                # no round left; a hold that ends within one interval of the last round is still waited for
+                decision = decide(state, policy, exhausted=True, span=span)
+                break
+            if more and now >= next_offset - EPSILON:
+                offset = next_offset if policy.interval > 0 else now
+                rnd = _Round(
+                    next_no,
+                    offset,
+                    [now + pr["timeout"] + PROBE_GRACE for pr in probes],
+                    [None] * len(probes),
+                )
+                launched.append(rnd)
+                for i, probe in enumerate(probes):
+                    spawn(probe_task(rnd, i, probe))
+                continue
+            wake = list(pending)
+            if more and next_offset != math.inf:
+                wake.append(next_offset)
+            if hold_due is not None:
+                wake.append(hold_due)
+            if not wake:  # not reached: something is always due; never spin
+                wake.append(now + 0.05)
+            wait(max(0.0, min(wake) - (clock() - t0)))
     verdict, reason = decision.verdict, decision.reason
     result: dict[str, t.Any] = {}
     if baseline and verdict == "passed":

@@ -15,10 +15,18 @@ description:
   - A probe sample fails on a transport error or timeout, when C(probes[].failure_condition) is met, or when
     C(probes[].success_condition) (or the probe's own expectation, such as the HTTP status) is not met. A
     Prometheus query that returns no data follows the probe's explicit C(probes[].on_no_data) policy.
+  - A round runs its probes concurrently, each bounded by its own C(timeout) (a probe with no answer at its
+    timeout fails then). Rounds start on a fixed schedule, round k at k x O(interval) after the start (after
+    O(initial_delay)); a round still running when the next is due does not delay it (the next starts anyway, with
+    fresh probes). So an endpoint failing from the start fails the gate within
+    (O(failure_limit) - 1) x O(interval) + timeout, and one that starts failing later within
+    O(failure_limit) x O(interval) + timeout of that moment.
   - A round fails when any probe failed. The gate fails as soon as O(failure_limit) rounds failed, passes
     as soon as O(consecutive_successes) rounds in a row succeeded, and is inconclusive when O(inconclusive_limit)
     rounds were inconclusive. When O(count) rounds or O(duration) seconds run out first, it fails, so a
     flapping target never passes.
+  - With O(min_duration), a pass is a hold - the successful rounds in a row must also span O(min_duration)
+    seconds, every round in that window passing; the gate still fails as soon as O(failure_limit) rounds failed.
   - With O(baseline), a baseline endpoint is probed in the same rounds and the candidate must stay within
     O(baseline.latency_tolerance) of its p95 latency and O(baseline.error_ratio_tolerance) of its error ratio.
   - A failed or inconclusive gate fails the task with a reason a person can act on, unless O(fail_on_failure=false).
@@ -154,15 +162,31 @@ options:
         description: V(command) - a regular expression the output must match.
         type: str
   interval:
-    description: Seconds between the starts of two rounds.
+    description:
+      - Seconds between the starts of two rounds (round k starts k x O(interval) after the first); V(0) runs
+        the rounds back to back.
     type: float
     default: 5
   count:
     description: Maximum number of rounds. One of O(count) and O(duration) is required.
     type: int
   duration:
-    description: Maximum seconds of measuring.
+    description:
+      - Maximum seconds of measuring - no round starts later than O(duration) after the first (counted after
+        O(initial_delay)).
     type: float
+  min_duration:
+    description:
+      - Seconds the gate holds before it may pass - the successful rounds in a row must span at least
+        O(min_duration) from the start of the first of them, every round in that window passing (rounds still
+        running at that moment must pass too). At O(min_duration) the gate starts no new round and passes.
+      - A failed round restarts the hold (and counts towards O(failure_limit)); when the rounds left by O(count) or
+        O(duration) can no longer hold O(min_duration), the gate fails at once. It must not exceed O(duration),
+        nor O(count) x O(interval).
+      - V(0) (default) - the gate passes at O(consecutive_successes) rounds in a row.
+    type: float
+    default: 0
+    version_added: 0.2.0
   initial_delay:
     description: Seconds to wait before the first round.
     type: float
@@ -317,6 +341,7 @@ def main() -> None:
             "interval": {"type": "float", "default": 5},
             "count": {"type": "int"},
             "duration": {"type": "float"},
+            "min_duration": {"type": "float", "default": 0},
             "initial_delay": {"type": "float", "default": 0},
             "failure_limit": {"type": "int", "default": 1},
             "consecutive_successes": {"type": "int", "default": 1},
@@ -348,6 +373,7 @@ def main() -> None:
         failure_limit=p["failure_limit"],
         consecutive_successes=p["consecutive_successes"],
         inconclusive_limit=p["inconclusive_limit"],
+        min_duration=p["min_duration"],
     )
     try:
         _health.validate_policy(policy, p["probes"])

@@ -108,9 +108,9 @@ def test_failing_target_fails_in_time(target, mode, capsys):
     elapsed = time.monotonic() - start
     assert res["failed"] and res["verdict"] == "failed"
     assert ("HTTP 500" if mode == "error" else "no answer within 1") in res["msg"]
-    # a round that hangs lasts `timeout`; the gate decides at the limit-th failed round
-    bound = limit * max(interval, timeout) + timeout + 1.0  # + 1 s margin for a loaded 2-core machine
-    assert elapsed < bound, f"took {elapsed:.2f}s, bound {bound:.2f}s"
+    # the documented bound, with scheduling jitter only (test_detection_time.py covers every kind of failure)
+    bound = interval * limit + timeout
+    assert elapsed <= bound + 0.3, f"took {elapsed:.2f}s, bound {bound:.2f}s"
 
 
 def test_flapping_target_never_passes(target, capsys):

@@ -44,9 +44,13 @@ def gate(outcomes_by_round, policy, latencies=None, baseline=None, base_outcomes
     orig = h.run_probe
     h.run_probe = fake_run_probe
     try:
-        probes = [{"name": "cand", "type": "tcp"}] + ([baseline["probe"]] if baseline else [])
+        probes = [{"name": "cand", "type": "tcp", "timeout": 5}] + (
+            [{"timeout": 5, **baseline["probe"]}] if baseline else []
+        )
+        # probes answer at once (spawned in line); waiting advances the simulated clock
         return h.run_gate(
-            probes, policy, None, None, clock=clock, sleep=clock.sleep, wall=clock, baseline=baseline
+            probes, policy, None, None, clock=clock, sleep=clock.sleep, wall=clock, baseline=baseline,
+            spawn=lambda task: task(), wait=clock.sleep,
         ), clock
     finally:
         h.run_probe = orig
