@@ -60,7 +60,7 @@ options:
         elements: raw
         default: []
       allocatable:
-        description: Extended resources the node advertises (for example C({nvidia.com/gpu: 4})).
+        description: Extended resources the node advertises, for example C(nvidia.com/gpu=4) as a mapping.
         type: dict
         default: {}
       gpus:
