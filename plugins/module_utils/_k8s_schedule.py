@@ -434,6 +434,8 @@ def _with_runtime_class(pod: dict[str, t.Any], classes: dict[str, dict[str, t.An
     name = pod.get("runtimeClassName")
     if not name:
         return pod, None
+    if not isinstance(name, str):
+        raise ScheduleError(f"{where}: runtimeClassName must be a string, got {type(name).__name__}")
     if name in classes:
         scheduling = _mapping(classes[name].get("scheduling"), f"RuntimeClass {name}: scheduling")
         merged = dict(pod)

@@ -66,6 +66,11 @@ def _name(obj: dict[str, t.Any]) -> str:
     return f"{ns}{meta.get('name', '?')}"
 
 
+def _key(*parts: t.Any) -> tuple[str, ...]:
+    """A hashable identity from object fields of any shape."""
+    return tuple("" if p is None else str(p) for p in parts)
+
+
 def _status(obj: dict[str, t.Any]) -> dict[str, t.Any]:
     status = obj.get("status")
     return status if isinstance(status, dict) else {}
@@ -76,8 +81,16 @@ def _spec(obj: dict[str, t.Any]) -> dict[str, t.Any]:
     return spec if isinstance(spec, dict) else {}
 
 
+def _dict(value: t.Any) -> dict[str, t.Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _seq(value: t.Any) -> list[t.Any]:
+    return value if isinstance(value, list) else []
+
+
 def condition(obj: dict[str, t.Any], kind: str) -> dict[str, t.Any] | None:
-    for cond in _status(obj).get("conditions") or []:
+    for cond in _seq(_status(obj).get("conditions")):
         if isinstance(cond, dict) and cond.get("type") == kind:
             return cond
     return None
@@ -130,8 +143,8 @@ def check_gpu_allocatable(objects: dict[str, t.Any], gpu_node: str | None, expec
     total = 0
     for node in nodes:
         status = _status(node)
-        allocatable = (status.get("allocatable") or {}).get(GPU_RESOURCE)
-        capacity = (status.get("capacity") or {}).get(GPU_RESOURCE)
+        allocatable = _dict(status.get("allocatable")).get(GPU_RESOURCE)
+        capacity = _dict(status.get("capacity")).get(GPU_RESOURCE)
         if allocatable is None:
             reasons.append(f"node {_name(node)} has no {GPU_RESOURCE} allocatable (the plan expects {expected}): "
                            "the device plugin has not registered the GPUs")
@@ -148,7 +161,7 @@ def check_gpu_allocatable(objects: dict[str, t.Any], gpu_node: str | None, expec
 def _pod_state(pod: dict[str, t.Any]) -> str:
     status = _status(pod)
     states = []
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+    for cs in _seq(status.get("initContainerStatuses")) + _seq(status.get("containerStatuses")):
         if not isinstance(cs, dict):
             continue
         state = cs.get("state") if isinstance(cs.get("state"), dict) else {}
@@ -164,17 +177,18 @@ def pod_ready(pod: dict[str, t.Any]) -> bool:
     ready = condition(pod, "Ready")
     if ready is not None:
         return ready.get("status") == "True"
-    statuses = _status(pod).get("containerStatuses") or []
+    statuses = _seq(_status(pod).get("containerStatuses"))
     return bool(statuses) and all(isinstance(c, dict) and c.get("ready") is True for c in statuses)
 
 
 def check_helm_jobs(objects: dict[str, t.Any], names: list[str], namespace: str) -> dict[str, t.Any]:
-    jobs = {_meta(j).get("name"): j for j in _list(objects, "jobs") if _meta(j).get("namespace") in (None, namespace)}
+    jobs = {str(_meta(j).get("name")): j for j in _list(objects, "jobs")
+            if _meta(j).get("namespace") is None or str(_meta(j).get("namespace")) == namespace}
     pods = _list(objects, "pods")
     reasons = []
     for name in names:
-        job_pods = [p for p in pods if (_meta(p).get("labels") or {}).get("job-name") == name
-                    or (not (_meta(p).get("labels") or {}).get("job-name")
+        job_pods = [p for p in pods if _dict(_meta(p).get("labels")).get("job-name") == name
+                    or (not _dict(_meta(p).get("labels")).get("job-name")
                         and re.fullmatch(re.escape(name) + r"-[a-z0-9]{5}", str(_meta(p).get("name"))))]
         job = jobs.get(name)
         if job is not None:
@@ -212,10 +226,10 @@ def check_gpu_stack_pods(objects: dict[str, t.Any], selectors: list[dict[str, st
 
 
 def check_controllers(objects: dict[str, t.Any], wanted: list[dict[str, str]]) -> dict[str, t.Any]:
-    deployments = {(_meta(d).get("namespace"), _meta(d).get("name")): d for d in _list(objects, "deployments")}
+    deployments = {_key(_meta(d).get("namespace"), _meta(d).get("name")): d for d in _list(objects, "deployments")}
     reasons = []
     for item in wanted:
-        key = (item.get("namespace"), item.get("name"))
+        key = _key(item.get("namespace"), item.get("name"))
         dep = deployments.get(key)
         if dep is None:
             reasons.append(f"Deployment {key[0]}/{key[1]}: not found")
@@ -239,8 +253,8 @@ def check_certificates(objects: dict[str, t.Any]) -> dict[str, t.Any]:
         ready = condition(cert, "Ready")
         if ready and ready.get("status") == "True":
             continue
-        names = set(_spec(cert).get("dnsNames") or [])
-        pending = [c for c in challenges if _spec(c).get("dnsName") in names
+        names = {str(n) for n in _seq(_spec(cert).get("dnsNames"))}
+        pending = [c for c in challenges if str(_spec(c).get("dnsName")) in names
                    and _meta(c).get("namespace") == _meta(cert).get("namespace")]
         detail = "".join(f"; challenge {_name(c)} for {_spec(c).get('dnsName')} is "
                          f"{_status(c).get('state', 'pending')}: {_status(c).get('reason', '')}" for c in pending)
@@ -252,9 +266,9 @@ def check_rollouts(objects: dict[str, t.Any], wanted: list[dict[str, str]] | Non
     items = [("Deployment", d) for d in _list(objects, "deployments")] + \
             [("StatefulSet", s) for s in _list(objects, "statefulsets")]
     if wanted is not None:
-        keys = {(w.get("kind"), w.get("namespace"), w.get("name")) for w in wanted}
-        found = {(k, _meta(o).get("namespace"), _meta(o).get("name")) for k, o in items}
-        items = [(k, o) for k, o in items if (k, _meta(o).get("namespace"), _meta(o).get("name")) in keys]
+        keys = {_key(w.get("kind"), w.get("namespace"), w.get("name")) for w in wanted}
+        found = {_key(k, _meta(o).get("namespace"), _meta(o).get("name")) for k, o in items}
+        items = [(k, o) for k, o in items if _key(k, _meta(o).get("namespace"), _meta(o).get("name")) in keys]
         missing = [f"{k} {ns}/{n}: not found" for k, ns, n in sorted(keys - found, key=str)]
     else:
         missing = []

@@ -240,6 +240,8 @@ def test_module_passes_and_fails_naming_the_workload(tmp_path, capsys):
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "a", "operator": "Near"}]}]}}}}}]}, "unknown operator"),
     ({"manifests": [{"kind": "Pod", "spec": {"containers": [], "tolerations": "x"}}]}, "tolerations must be a list"),
+    ({"manifests": [{"kind": "Pod", "spec": {"containers": [], "runtimeClassName": ["nvidia"]}}]},
+     "runtimeClassName must be a string"),
     ({"manifests": [{"kind": "HelmChart", "spec": {"chart": "gpu-operator", "version": "v1"}}]},
      "no default values"),
     ({"manifests": [{"kind": "Pod", "spec": {}}], "nodes": [{"name": "n", "taints": ["k=v:Sometimes"]}]},

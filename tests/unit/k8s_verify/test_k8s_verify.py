@@ -102,6 +102,20 @@ def test_bad_input_is_refused(objects, expect, needle):
     assert needle in str(info.value)
 
 
+@pytest.mark.parametrize("objects", [
+    {"deployments": [{"metadata": {"name": "d", "namespace": ["x"]}, "status": {"conditions": "x"}}]},
+    {"nodes": [{"metadata": {"name": "n"}, "status": {"conditions": [1], "allocatable": ["x"]}}]},
+    {"pods": [{"metadata": {"name": "p", "labels": "x"}, "status": {"phase": "Pending", "containerStatuses": {}}}]},
+    {"certificates": [{"metadata": {"name": "c"}, "spec": {"dnsNames": "x"}}],
+     "challenges": [{"spec": {"dnsName": ["x"]}}]},
+    {"jobs": [{"metadata": {"name": ["j"], "namespace": {}}}]},
+])
+def test_odd_shapes_give_a_verdict_not_an_exception(objects):
+    expect = {"gpu_node": "n", "gpu_allocatable": 1, "helm_jobs": ["j"],
+              "controllers": [{"namespace": "x", "name": "d"}], "workloads": [{"kind": "Deployment", "name": "d"}]}
+    assert kverify.verify(objects, expect)["verdict"] == "fail"
+
+
 # --------------------------------------------------------------------------- the module
 
 def test_module_verdicts_from_given_objects(capsys):
