@@ -116,6 +116,7 @@ def summarize(name: str, size: int, base: list[float], subj: list[float], unit: 
         row["goal"] = goal.text(rate if goal.on == "rate" else unit)
         row["passed"] = goal.met(measured)
     row["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    row["load"] = round(os.getloadavg()[0], 2)  # 1-minute load average at the end: a busy machine shows here
     return row
 
 
@@ -130,7 +131,7 @@ def line(row: dict[str, t.Any]) -> str:
     verdict = "" if "passed" not in row else ("PASS" if row["passed"] else "FAIL")
     goal = f"goal {row['goal']}: {verdict}" if verdict else "no goal"
     return (f"{row['name']} [{row['size']}]: baseline {fmt_side(row, 'baseline')}, subject {fmt_side(row, 'subject')} "
-            f"(p90 of {row['rounds']} alternating rounds), ratio {row['ratio']:.2f}x, {goal}")
+            f"(p90 of {row['rounds']} alternating rounds), ratio {row['ratio']:.2f}x, {goal} (load {row['load']})")
 
 
 def compare(name: str, size: int, baseline: t.Callable[[], t.Any], subject: t.Callable[[], t.Any], *,

@@ -1,7 +1,8 @@
 """Print one table of every benchmark result in benchmarks/results.json (written by benchmarks/_harness.py).
 
 Columns: name, size, baseline and subject (p90; as a rate when the benchmark has one), ratio (subject cost /
-baseline cost at p90), growth between its two sizes (flagged when superlinear), goal, PASS/FAIL, and when it ran.
+baseline cost at p90), growth between its two sizes (flagged when superlinear), goal, PASS/FAIL, the 1-minute load
+average and when it ran.
 Run: ``.venv/bin/python benchmarks/report.py [results.json]``. Always exits 0 when the file is readable:
 a FAIL is a measurement, not an error.
 """
@@ -15,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _harness import RESULTS, fmt_side, load
 
-HEAD = ("benchmark", "size", "baseline", "subject", "ratio", "growth", "goal", "result", "when")
+HEAD = ("benchmark", "size", "baseline", "subject", "ratio", "growth", "goal", "result", "load", "when")
 
 
 def rows(results: dict) -> list[tuple[str, ...]]:
@@ -33,9 +34,9 @@ def rows(results: dict) -> list[tuple[str, ...]]:
             verdict = "" if "passed" not in row else ("PASS" if row["passed"] else "FAIL")
             out.append((row["name"], str(row["size"]), fmt_side(row, "baseline"), fmt_side(row, "subject"),
                         f"{row['ratio']:.2f}x", grown, row.get("goal", ""), verdict,
-                        str(row.get("when", "")).replace("T", " ")[:16]))
+                        str(row.get("load", "")), str(row.get("when", "")).replace("T", " ")[:16]))
         except (KeyError, TypeError, AttributeError):
-            out.append((key, "", "", "", "", "", "", "unreadable", ""))
+            out.append((key, "", "", "", "", "", "", "unreadable", "", ""))
     return out
 
 
