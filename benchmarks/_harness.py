@@ -159,7 +159,8 @@ def growth_ratio(small: dict[str, t.Any], large: dict[str, t.Any]) -> dict[str, 
 def growth(small: dict[str, t.Any], large: dict[str, t.Any], save: bool = True) -> dict[str, t.Any]:
     """Print the growth ratio, add it to the larger size's row and record that row again."""
     g = growth_ratio(small, large)
-    flag = "SUPERLINEAR" if g["superlinear"] else "linear or better"
+    flag = ("SUPERLINEAR" if g["superlinear"] else "sublinear" if g["cost_ratio"] < g["size_ratio"]
+            else f"linear (within {SUPERLINEAR_TOLERANCE}x)")
     print(f"{large['name']} growth {g['from']} -> {g['to']} ({g['size_ratio']:g}x size): "
           f"cost {g['cost_ratio']:.2f}x, {flag}", flush=True)
     large["growth"] = g
