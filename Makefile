@@ -43,8 +43,11 @@ sanity:
 rehearsal: setup
 	@scripts/rehearsal.sh
 
+# Every benchmark, then one table of all results (benchmarks/results.json). A FAIL line is a measurement;
+# only a benchmark that crashes (non-zero exit) makes the target fail, after the table.
 bench: setup
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; python "$$b" || exit 1; done
+	@rc=0; for b in benchmarks/bench_*.py; do echo "== $$b"; python "$$b" || { echo "== $$b CRASHED"; rc=1; }; done; \
+	python benchmarks/report.py; exit $$rc
 
 build:
 	ansible-galaxy collection build --force --output-path build/

@@ -2,16 +2,18 @@
 
 The compare runs inside the write freeze of a Qdrant cutover (roles/data_migration), so its wall time is
 write-unavailability time. Two Qdrant stand-ins (tests/standins/qdrant_server.py, each its own process, as
-in the lab; a stand-in because no Qdrant server can be obtained here) hold the same N points. Measured in
-the same run, best of ``--repeat``:
+in the lab; a stand-in because no Qdrant server can be obtained here) hold the same points (64 dimensions,
+small payloads), in two collections of two sizes (``--points``, default 10000 and 30000 per side).
+Measured with benchmarks/_harness.py (alternating rounds, p90 of ``--rounds``, same run):
 
 * baseline: the straightforward way with the same client and page size, scroll the source to the end, then
   the target, hashing every point (what the compare did before it read both sides at once);
-* the compare itself (both sides scrolled by background threads, a page or two ahead, merge-joined and
-  hashed as pages arrive, plus the config diff, the exact counts and the sampled searches).
+* subject: the compare itself (both sides scrolled by background threads, a page or two ahead, merge-joined
+  and hashed as pages arrive, plus the config diff, the exact counts and the sampled searches).
 
-Printed: both times and the ratio baseline / compare (> 1 means the compare is faster although it does
-more). Run: ``.venv/bin/python benchmarks/bench_qdrant_compare.py [--points 30000] [--repeat 3]``.
+Goal: ratio compare / baseline <= 1 (the compare, which does more, is no slower than the sequential read).
+Rates are points per side per second. Run:
+``.venv/bin/python benchmarks/bench_qdrant_compare.py [--points 10000,30000] [--rounds 5]``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ import hashlib
 import os
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path[:0] = [
+    HERE,
     os.path.join(ROOT, ".ansible", "collections"),
     os.path.join(ROOT, "tests"),
     os.path.join(ROOT, "tests", "integration", "qdrant"),
 ]
 
+from _harness import Goal, compare, growth  # noqa: E402
 from qdrant_support import StandinProcess, fill  # noqa: E402
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant  # noqa: E402
@@ -58,37 +61,41 @@ def sequential(urls: list[str], collection: str, batch: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=30000)
+    parser.add_argument("--points", default="10000,30000", help="points per side, one size or two, comma-separated")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     opts = parser.parse_args()
+    sizes = [int(x) for x in opts.points.split(",")]
+    rows = []
     with tempfile.TemporaryDirectory() as work:
         sides = [StandinProcess(os.path.join(work, name)).start() for name in ("source", "target")]
         try:
-            t0 = time.monotonic()
-            for side in sides:
-                fill(side.url, "bench", opts.points, dim=opts.dim)
-            print(f"{opts.points} points of {opts.dim} dimensions on each side, filled in {time.monotonic() - t0:.1f}s")
-            src = _qdrant.Endpoint(label="source", url=sides[0].url)
-            tgt = _qdrant.Endpoint(label="target", url=sides[1].url)
-            base, ours = [], []
-            for _run in range(opts.repeat):
-                t0 = time.monotonic()
-                read = sequential([s.url for s in sides], "bench", opts.batch)
-                base.append(time.monotonic() - t0)
-                assert read == 2 * opts.points, read
-                t0 = time.monotonic()
-                result = _qdrant.compare(src, tgt, _qdrant.CompareOptions(collection="bench", batch_size=opts.batch))
-                ours.append(time.monotonic() - t0)
-                assert result["equal"], result["msg"]
+            for n in sizes:
+                collection = f"bench{n}"
+                for side in sides:
+                    fill(side.url, collection, n, dim=opts.dim)
+                src = _qdrant.Endpoint(label="source", url=sides[0].url)
+                tgt = _qdrant.Endpoint(label="target", url=sides[1].url)
+
+                def baseline(collection=collection, n=n) -> None:
+                    read = sequential([s.url for s in sides], collection, opts.batch)
+                    if read != 2 * n:
+                        raise SystemExit(f"sequential read {read} points, expected {2 * n}")
+
+                def subject(collection=collection, src=src, tgt=tgt) -> None:
+                    result = _qdrant.compare(src, tgt, _qdrant.CompareOptions(collection=collection,
+                                                                               batch_size=opts.batch))
+                    if not result["equal"]:
+                        raise SystemExit(f"compare found a difference: {result['msg']}")
+
+                rows.append(compare("qdrant_compare", n, baseline, subject, rounds=opts.rounds, rate="points/s",
+                                    goal=Goal("<=", 1.0, on="ratio")))
         finally:
             for side in sides:
                 side.stop()
-    print(f"runs: {opts.repeat}; baseline {[round(x, 2) for x in base]}, compare {[round(x, 2) for x in ours]}")
-    print(f"baseline, sequential scroll of both sides: {min(base):6.2f}s")
-    print(f"compare, both sides at once + checks:      {min(ours):6.2f}s")
-    print(f"ratio baseline / compare:                  {min(base) / min(ours):6.2f}x")
+    if len(rows) > 1:
+        growth(rows[0], rows[-1])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import math
 import os
 import re
@@ -493,9 +494,14 @@ def _command(value: t.Any, where: str) -> list[str] | None:
     raise ComposeError(f"{where}: must be a string or a list")
 
 
+@functools.lru_cache(maxsize=1024)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    # compiled once per pattern: is_secret_name runs for every variable against ~20 patterns
+    return re.compile("^" + re.escape(pattern.upper()).replace(r"\*", ".*") + "$")
+
+
 def _glob_match(name: str, pattern: str) -> bool:
-    regex = "^" + re.escape(pattern.upper()).replace(r"\*", ".*") + "$"
-    return re.match(regex, name.upper()) is not None
+    return _glob_regex(pattern).match(name.upper()) is not None
 
 
 def is_secret_name(name: str, patterns: t.Iterable[str], explicit: t.Iterable[str]) -> bool:
@@ -1283,18 +1289,24 @@ def _top_content(field: str, src: str, decl: dict[str, t.Any], ctx: _Ctx, where:
 
 def redact(value: t.Any, secrets: set[str]) -> t.Any:
     """Copy of ``value`` with Secret data and any secret value replaced by REDACTED."""
-    encoded = {_b64(s) for s in secrets if s}
+    # the secrets and their base64 forms, longest first, computed once for the whole value
+    needles = [s for s in sorted(set(secrets) | {_b64(s) for s in secrets if s}, key=len, reverse=True)
+               if s and len(s) >= 4]
+    return _redact(value, needles)
+
+
+def _redact(value: t.Any, needles: list[str]) -> t.Any:
     if isinstance(value, dict):
         if value.get("kind") == "Secret" and isinstance(value.get("data"), dict):
-            out = {k: redact(v, secrets) for k, v in value.items() if k not in ("data", "stringData")}
+            out = {k: _redact(v, needles) for k, v in value.items() if k not in ("data", "stringData")}
             out["data"] = dict.fromkeys(sorted(value["data"]), REDACTED)
             return out
-        return {k: redact(v, secrets) for k, v in value.items()}
+        return {k: _redact(v, needles) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
+        return [_redact(v, needles) for v in value]
     if isinstance(value, str):
-        for s in sorted(secrets | encoded, key=len, reverse=True):
-            if s and len(s) >= 4 and s in value:
+        for s in needles:
+            if s in value:
                 value = value.replace(s, REDACTED)
         return value
     return value

@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - reported by the modules
 
 try:
     import kubernetes_validate
+    import kubernetes_validate.utils
+    from referencing import Registry, Resource
 
     HAS_KUBERNETES_VALIDATE = True
 except ImportError:  # pragma: no cover - reported by callers
@@ -54,6 +56,57 @@ _BUNDLED_CHARTS = {"traefik", "traefik-crd", "coredns", "local-storage", "metric
 
 class ManifestError(Exception):
     """A manifest file that cannot be read or parsed."""
+
+
+# Core-kind validators, built once per process: kubernetes_validate.validate() re-reads and re-parses the kind's
+# schema and the 1.3 MB _definitions.json for every object and lists its version directories each time, which
+# was 80 % of compose_to_k8s's time. Same schemas, same version choice, same first error as that function.
+_SCHEMA_DIRS: dict[tuple[str, bool], str] = {}
+_DEFINITIONS: dict[str, t.Any] = {}
+_CORE_VALIDATORS: dict[tuple[str, str, str], t.Any] = {}
+
+
+def clear_cache() -> None:
+    """Forget every loaded core schema (tests; a benchmark of a fresh process's cost)."""
+    _SCHEMA_DIRS.clear()
+    _DEFINITIONS.clear()
+    _CORE_VALIDATORS.clear()
+
+
+def _schema_dir(k8s_version: str, strict: bool) -> str:
+    """kubernetes-validate's schema directory for ``k8s_version``: the newest version not newer than it."""
+    key = (k8s_version, strict)
+    if key not in _SCHEMA_DIRS:
+        utils = kubernetes_validate.utils
+        desired = utils.major_minor(k8s_version[1:] if k8s_version.startswith("v") else k8s_version)
+        versions = utils.all_versions()
+        older = [v for v in versions if utils.major_minor(v) <= desired]  # kubernetes-validate compares this way
+        if desired > utils.latest_version() or not older:
+            raise ManifestError(f"k8s_version {k8s_version}: kubernetes-validate has schemas for Kubernetes "
+                                f"{utils.major_minor(versions[0])} to {utils.major_minor(versions[-1])} only")
+        _SCHEMA_DIRS[key] = f"v{older[-1]}-local" + ("-strict" if strict else "")
+    return _SCHEMA_DIRS[key]
+
+
+def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool) -> t.Any:
+    """A Draft 2020-12 validator of ``kind`` (cached), or None when kubernetes-validate has no schema for it."""
+    schema_dir = _schema_dir(k8s_version, strict)
+    key = (schema_dir, api_version, kind)
+    if key not in _CORE_VALIDATORS:
+        utils = kubernetes_validate.utils
+        group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # rbac.authorization.k8s.io/v1 -> rbac-v1
+        try:
+            schema = utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json",
+                                           k8s_version)
+        except FileNotFoundError:
+            _CORE_VALIDATORS[key] = None
+            return None
+        if schema_dir not in _DEFINITIONS:
+            _DEFINITIONS[schema_dir] = Resource.from_contents(
+                utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", k8s_version))
+        registry = _DEFINITIONS[schema_dir] @ (Resource.from_contents(schema) @ Registry())
+        _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    return _CORE_VALIDATORS[key]
 
 
 class Schemas:
@@ -221,9 +274,11 @@ def validate_document(doc: dict[str, t.Any], schemas: Schemas, k8s_version: str 
         if not HAS_KUBERNETES_VALIDATE:
             raise ManifestError("the Python library 'kubernetes-validate' is required")
         try:
-            kubernetes_validate.validate(doc, k8s_version, strict=strict)
-        except kubernetes_validate.SchemaNotFoundError:
-            warnings.append(f"{where}: no schema for {doc['apiVersion']}/{doc['kind']} (not validated)")
+            validator = _core_validator(str(doc["apiVersion"]), str(doc["kind"]), k8s_version, strict)
+            if validator is None:
+                warnings.append(f"{where}: no schema for {doc['apiVersion']}/{doc['kind']} (not validated)")
+            else:
+                validator.validate(doc)  # raises the first error, as kubernetes_validate.validate does
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
             caught = getattr(exc, "caught", exc)
             errors.append(f"{where}: {_path(getattr(caught, 'absolute_path', []))}: "
