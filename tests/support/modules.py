@@ -6,6 +6,7 @@ import json
 import typing as t
 
 import pytest
+from ansible.module_utils import _internal as module_internal
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
@@ -19,7 +20,13 @@ def run_module(module: t.Any, args: dict[str, t.Any], capsys: pytest.CaptureFixt
     # those of an earlier test's module (they would end up in this result, and in a result passed on as args).
     module_warnings._global_warnings.clear()
     module_warnings._global_deprecations.clear()
-    with patch_module_args(args), pytest.raises(SystemExit):
-        module.main()
+    # Importing controller code (filter plugins, the template engine) in the same test process flips ansible-core
+    # into controller mode, where a module's warn() goes to the display instead of its result: run as a module.
+    controller, module_internal.is_controller = module_internal.is_controller, False
+    try:
+        with patch_module_args(args), pytest.raises(SystemExit):
+            module.main()
+    finally:
+        module_internal.is_controller = controller
     out = capsys.readouterr().out
     return json.loads(out)
