@@ -630,7 +630,10 @@ def _gpu_request(name: str, svc: dict[str, t.Any], ctx: _Ctx) -> tuple[int, str,
     plan = ctx.opts.gpu_plan or {}
     if plan:
         mode = plan.get("mode", "dedicated")
-        entry = (plan.get("services") or {}).get(name)
+        services = plan.get("services") or {}
+        if not isinstance(services, dict):
+            raise ComposeError(f"gpu_plan: services must be a mapping of service names, got {type(services).__name__}")
+        entry = services.get(name)
         if mode == "none":
             if count:
                 ctx.warnings.append(f"service {name}: the GPU plan's mode is none; "

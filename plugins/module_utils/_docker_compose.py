@@ -53,6 +53,9 @@ def client(docker_host: str | None = None, timeout: int = 60) -> t.Any:
     except DockerException as exc:
         where = docker_host or "DOCKER_HOST/default socket"
         raise ComposeInfoError(f"cannot reach the Docker engine at {where}: {exc}") from exc
+    except ValueError as exc:  # docker-py's parse_host: '::bad::', 'tcp://h:99999', '[1]', an unclosed IPv6 bracket
+        where = "option 'docker_host'" if docker_host else "DOCKER_HOST"
+        raise ComposeInfoError(f"{where} is not a valid Docker host URL: {exc}") from exc
 
 
 def dir_size(path: str) -> int | None:

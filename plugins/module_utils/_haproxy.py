@@ -59,6 +59,9 @@ class RuntimeApi:
     def _connect(self) -> socket.socket:
         if self.address.startswith("ipv4@") or (":" in self.address and not self.address.startswith("/")):
             host, _sep, port = self.address.removeprefix("ipv4@").rpartition(":")
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise HaproxyError(f"runtime_api {self.address[:200]!r} is neither a socket path nor HOST:PORT "
+                                   "with a port from 1 to 65535")
             sock = socket.create_connection((host, int(port)), timeout=self.timeout)
         else:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -69,7 +72,7 @@ class RuntimeApi:
     def command(self, cmd: str) -> str:
         try:
             sock = self._connect()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in a socket path
             raise HaproxyError(f"cannot reach the HAProxy Runtime API at {self.address}: {exc} "
                                "(is 'stats socket ... level admin' configured and HAProxy running?)") from exc
         chunks = []

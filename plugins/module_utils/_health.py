@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import socket
 import threading
@@ -335,7 +336,17 @@ def normalize_probe(raw: t.Any, index: int) -> dict[str, t.Any]:
             raise HealthConfigError(f"{where}: {key} takes only {', '.join(sorted(CONDITION_KEYS))}")
     if kind == "http":
         check_url(where, kind, probe.get("url", ""))
-        probe.setdefault("method", "GET")
+        method = probe.setdefault("method", "GET")
+        if not isinstance(method, str) or not re.fullmatch(r"[A-Za-z]{1,20}", method):
+            raise HealthConfigError(f"{where}: method must be an HTTP method name like GET or POST, got {method!r:.80}")
+        if "body" in probe and not isinstance(probe["body"], (str, dict)):
+            raise HealthConfigError(f"{where}: body must be text or a mapping of form fields, "
+                                    f"got {type(probe['body']).__name__}")
+        if probe.get("client_key") and not probe.get("client_cert"):
+            raise HealthConfigError(f"{where}: client_key needs client_cert")
+        for key in ("client_cert", "client_key"):
+            if probe.get(key) and not os.path.isfile(probe[key]):
+                raise HealthConfigError(f"{where}: {key} {probe[key]!r:.200} is not a file")
         probe.setdefault("expected_status", [200])
         probe.setdefault("validate_certs", True)
         if probe.get("body_regex"):

@@ -301,9 +301,24 @@ def validate_document(doc: dict[str, t.Any], schemas: Schemas, k8s_version: str 
     return errors, warnings
 
 
+def check_version(k8s_version: t.Any) -> None:
+    """Raise ManifestError unless kubernetes-validate has schemas for ``k8s_version`` (it raises IndexError or
+    its own VersionNotSupportedError otherwise)."""
+    if not isinstance(k8s_version, str) or not re.fullmatch(r"v?\d{1,3}\.\d{1,3}(\.\d{1,3})?", k8s_version):
+        raise ManifestError(f"k8s_version {str(k8s_version)[:80]!r} is not a Kubernetes version like 1.31")
+    if not HAS_KUBERNETES_VALIDATE:
+        return
+    utils = kubernetes_validate.utils
+    wanted, versions = utils.major_minor(k8s_version.lstrip("v")), utils.all_versions()
+    if wanted > utils.latest_version() or not [v for v in versions if utils.major_minor(v) <= wanted]:
+        raise ManifestError(f"k8s_version {k8s_version!r}: kubernetes-validate has schemas for "
+                            f"{versions[0]} to {versions[-1]}")
+
+
 def validate_documents(docs: t.Iterable[tuple[str, dict[str, t.Any]]], schemas: Schemas,
                        k8s_version: str = DEFAULT_K8S_VERSION, strict: bool = True) -> dict[str, t.Any]:
     """Validate (file, doc) pairs. Returns a summary with errors/warnings prefixed by file."""
+    check_version(k8s_version)
     errors: list[str] = []
     warnings: list[str] = []
     count = 0

@@ -44,6 +44,10 @@ def load(path: str) -> dict[str, t.Any]:
         return empty_ledger()
     except OSError as exc:
         raise LedgerError(f"ledger {path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise LedgerError(f"ledger {path}: not UTF-8 text (byte {exc.start}); refusing to overwrite it") from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise LedgerError(f"ledger {path!r}: not a usable path ({exc})") from exc
     if not raw.strip():
         raise LedgerError(f"ledger {path}: file is empty; refusing to overwrite it (move it aside to start anew)")
     try:

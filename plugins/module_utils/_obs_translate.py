@@ -75,6 +75,8 @@ def load_yaml(path: str) -> t.Any:
             return yaml.safe_load(handle)
     except OSError as exc:
         raise TranslateError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TranslateError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise TranslateError(f"{path}: not valid YAML: {exc}") from exc
 

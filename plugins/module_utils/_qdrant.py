@@ -126,6 +126,13 @@ class Endpoint:
             raise QdrantError(f"option '{label}' must be an http:// or https:// URL, got {redact_url(ep.url or '')!r}")
         if parts.username or parts.password:
             raise QdrantError(f"option '{label}' must not embed credentials; use api_key")
+        prefix = "" if label == "url" else f"{label}."
+        if ep.api_key and not re.fullmatch(r"[\x20-\x7e]+", ep.api_key):  # it travels as an HTTP header value
+            raise QdrantError(f"option '{prefix}api_key' must be printable ASCII text")
+        for name in ("ca_path", "client_cert", "client_key"):
+            value = getattr(ep, name)
+            if value and not os.path.isfile(value):
+                raise QdrantError(f"option '{prefix}{name}': {value!r:.200} is not a file")
         return ep
 
     @property
@@ -957,13 +964,16 @@ def make_client(ep: Endpoint) -> t.Any:
     parts = urllib.parse.urlsplit(ep.url)
     https = parts.scheme == "https"
     verify: t.Any = False
-    if ep.validate_certs:
-        verify = ssl.create_default_context(cafile=ep.ca_path) if ep.ca_path else True
-        if ep.client_cert and isinstance(verify, ssl.SSLContext):
-            verify.load_cert_chain(ep.client_cert, ep.client_key)
-        elif ep.client_cert:
-            verify = ssl.create_default_context()
-            verify.load_cert_chain(ep.client_cert, ep.client_key)
+    try:
+        if ep.validate_certs:
+            verify = ssl.create_default_context(cafile=ep.ca_path) if ep.ca_path else True
+            if ep.client_cert and isinstance(verify, ssl.SSLContext):
+                verify.load_cert_chain(ep.client_cert, ep.client_key)
+            elif ep.client_cert:
+                verify = ssl.create_default_context()
+                verify.load_cert_chain(ep.client_cert, ep.client_key)
+    except (ssl.SSLError, OSError, ValueError) as exc:  # not PEM, a key that does not match, unreadable
+        raise QdrantError(f"{ep.name}: cannot use the CA / client certificate files: {exc}") from exc
     return qc.QdrantClient(
         host=parts.hostname,
         port=parts.port or (443 if https else 80),

@@ -85,9 +85,10 @@ not_running:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _docker_compose as dc
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def main() -> None:

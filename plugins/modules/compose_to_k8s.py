@@ -233,9 +233,10 @@ validation:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _files, _k8s_validate
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def _options(p: dict) -> _compose.Options:

@@ -126,9 +126,10 @@ port:
   type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _dns
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def main() -> None:

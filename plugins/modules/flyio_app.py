@@ -233,9 +233,10 @@ msg:
 
 import typing as t
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _flyio, _http
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -357,7 +358,7 @@ class _WaitTimeout(_flyio.FlyError):
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, failure_note="nothing was deleted")
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params

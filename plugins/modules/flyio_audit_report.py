@@ -228,9 +228,8 @@ written_at:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
     "apps": {"type": "list", "elements": "str", "default": []},

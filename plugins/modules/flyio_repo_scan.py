@@ -170,9 +170,8 @@ apps_referenced:
   sample: [sophiaai-dashboard-v2, sophiaai-jobs-v2]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
     "paths": {"type": "list", "elements": "path", "required": True},

@@ -79,9 +79,8 @@ gpu_facts:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _gpu
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def _run(module: AnsibleModule, args: list[str]) -> str | None:

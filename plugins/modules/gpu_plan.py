@@ -78,9 +78,8 @@ plan:
       type: int
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _gpu
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def main() -> None:

@@ -322,9 +322,10 @@ duration_s:
 
 import subprocess
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _health
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 try:
     import requests

@@ -114,9 +114,8 @@ undo:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _ledger
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def run(module: AnsibleModule) -> dict:

@@ -34,11 +34,15 @@ options:
     type: path
     required: true
   run_id:
-    description: Identifier of the run, for example a timestamp shared by all phases of one invocation.
+    description:
+      - Identifier of the run, for example a timestamp shared by all phases of one invocation.
+      - The name of the run's subdirectory of O(directory); a path (with C(/)) or C(..) is refused.
     type: str
     required: true
   phase:
-    description: Phase name, used for the file names (V(phase2a) gives C(phase2a.json) and C(phase2a.md)).
+    description:
+      - Phase name, used for the file names (V(phase2a) gives C(phase2a.json) and C(phase2a.md)).
+      - A path (with C(/)) or C(..) is refused.
     type: str
     required: true
   environment:
@@ -99,9 +103,8 @@ report:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _report
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def main() -> None:
@@ -119,6 +122,10 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    for name in ("run_id", "phase"):  # each names a file or directory under O(directory): never a path out of it
+        value = p[name]
+        if not value or value in (".", "..") or "/" in value or "\0" in value:
+            module.fail_json(msg=f"migration_report: option '{name}': must be a single file name, got {value!r:.200}")
     try:
         out = _report.write_report(p["directory"], p["run_id"], p["phase"], p["environment"], p["title"], p["steps"],
                                    p["limitations"], p["artifacts"], module.check_mode)

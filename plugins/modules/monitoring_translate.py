@@ -91,9 +91,10 @@ problems:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _obs_translate as ot
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def main() -> None:
@@ -112,6 +113,11 @@ def main() -> None:
     if not ot.HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     p = module.params
+    for name in ("services", "datasource_map"):
+        bad = sorted(str(k) for k, v in p[name].items() if not isinstance(v, str) or not v)
+        if bad:
+            module.fail_json(msg=f"monitoring_translate: option '{name}': each value must be a name, "
+                                 f"not for {', '.join(repr(k[:80]) for k in bad[:5])}")
     result = {"changed": False, "untranslated": [], "problems": []}
     try:
         if p["prometheus_config"]:

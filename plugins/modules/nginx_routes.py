@@ -145,9 +145,8 @@ rejected:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def run(params: dict) -> dict:

@@ -194,9 +194,10 @@ points_per_second:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 _CONN = _qdrant.CONNECTION_SPEC
 ARGUMENT_SPEC = {

@@ -306,9 +306,10 @@ duration_seconds:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 _SOURCE = {k: _qdrant.CONNECTION_SPEC[k] for k in ("url", "api_key", "validate_certs", "ca_path")}
 ARGUMENT_SPEC = {

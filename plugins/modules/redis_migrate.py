@@ -361,9 +361,10 @@ keys_per_second:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 _CONN = {
     "host": {"type": "str", "default": "127.0.0.1"},

@@ -115,8 +115,7 @@ planned:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import (
     HaproxyError,
     RuntimeApi,

@@ -100,9 +100,12 @@ all_passed:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+import math
+
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _criteria, _http, _ledger, _usage
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 from ansible_collections.sophia.migrate.plugins.module_utils._prometheus import Prometheus, PrometheusError
 
 
@@ -130,9 +133,17 @@ def main() -> None:
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
+    baseline = {}
+    for service, seconds in p["latency_baseline"].items():
+        try:
+            baseline[service] = float(seconds)
+        except (TypeError, ValueError):
+            baseline[service] = math.nan
+        if not math.isfinite(baseline[service]) or baseline[service] < 0:
+            module.fail_json(msg=f"success_criteria: option 'latency_baseline' must map services to seconds "
+                                 f"({service!r:.80}: {seconds!r:.80})")
     try:
         _usage.check_duration(p["window"], "window")
-        baseline = {k: float(v) for k, v in p["latency_baseline"].items()}
         prom = Prometheus(p["prometheus_url"], validate_certs=p["validate_certs"])
         criteria = [
             _criteria.uptime(prom, p["up_selector"], p["window"]),
@@ -144,8 +155,8 @@ def main() -> None:
                 _ledger.load(p["ledger_path"]) if p["ledger_path"] else {"entries": []}, p["data_step_prefixes"]
             ),
         ]
-    except ValueError as exc:
-        module.fail_json(msg=f"success_criteria: option 'latency_baseline' must map services to seconds ({exc})")
+    except ValueError as exc:  # a URL urllib cannot parse (an unclosed IPv6 bracket)
+        module.fail_json(msg=f"success_criteria: option 'prometheus_url' is not a valid URL ({exc})")
     except (_usage.UsageError, PrometheusError, _http.HttpError, _ledger.LedgerError) as exc:
         module.fail_json(msg=f"success_criteria: {exc}")
     verdicts = [c["passed"] for c in criteria]

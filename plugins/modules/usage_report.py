@@ -158,9 +158,10 @@ markdown:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _http, _usage
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 from ansible_collections.sophia.migrate.plugins.module_utils._prometheus import Prometheus, PrometheusError
 
 OPTIONS = ("namespace", "window", "step", "workload_label", "rate_window", "request_metric", "workloads", "headroom",
