@@ -139,10 +139,11 @@ runtime_classes:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_schedule as ks
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate as kv
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 NODE_SPEC = {
     "name": {"type": "str", "required": True},

@@ -132,9 +132,8 @@ pending:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_verify as kverify
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 EXPECT_SPEC = {
     "gpu_node": {"type": "str"},

@@ -218,10 +218,11 @@ record:
 import os
 import re
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _docker_compose as dc
 from ansible_collections.sophia.migrate.plugins.module_utils import _ledger, _volume
+from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def _volume_dir(name: str) -> str:

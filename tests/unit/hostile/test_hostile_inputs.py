@@ -216,6 +216,11 @@ def base_args(name: str, f: Files) -> dict[str, t.Any]:
                                  "workloads": ["web"]},
         "volume_backup": lambda: {"source": f.dir("volume"), "dest": str(f.out / "backup.tar.gz"),
                                   "ledger_path": str(f.out / "ledger.json"), "ledger_step": "backup/x"},
+        "k8s_schedulable": lambda: {"paths": [f.dir("manifests")], "runtime_classes": ["nvidia"],
+                                    "nodes": [{"name": "gpu-1", "labels": {"nvidia.com/gpu.present": "true"},
+                                               "gpus": 1, "time_slicing_replicas": 1}]},
+        "k8s_verify": lambda: {"kubeconfig": str(f.random), "timeout": 0.5,
+                               "expect": {"gpu_node": "gpu-1", "gpu_allocatable": 1}},
     }
     return table[name]()
 
