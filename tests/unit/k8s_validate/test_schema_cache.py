@@ -92,7 +92,7 @@ def test_unsupported_k8s_version_fails_cleanly(version, tmp_path, capsys):
         kv.validate_document(service("s"), kv.Schemas(), version)
     src = os.path.join(CORPUS, "docker-awesome-compose__flask-compose.yaml")
     res = run_module(compose_to_k8s, {"src": [src], "k8s_version": version}, capsys)
-    assert res["failed"] and f"k8s_version {version}" in res["msg"]
+    assert res["failed"] and "k8s_version" in res["msg"] and version in res["msg"]
     (tmp_path / "s.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
     res = run_module(mod, {"paths": [str(tmp_path)], "k8s_version": version}, capsys)
-    assert res["failed"] and f"k8s_version {version}" in res["msg"]
+    assert res["failed"] and "k8s_version" in res["msg"] and version in res["msg"]

@@ -196,7 +196,7 @@ def test_module_reads_a_cluster_with_the_kubernetes_client(tmp_path, capsys):
     ({"objects": {"pods": [{"status": "x"}]}, "expect": {"gpu_allocatable": "many"}}, "gpu_allocatable"),
     ({"objects": {}, "expect": {"controllers": "x"}}, "controllers"),
     ({"objects": {}, "kubeconfig": "/x"}, "mutually exclusive"),
-    ({"objects": {}, "timeout": 0}, "timeout must be a positive"),
+    ({"objects": {}, "timeout": 0}, "option 'timeout': must be a positive"),
     ({"objects": {"gadgets": []}}, "unknown kind"),
 ])
 def test_module_bad_input_fails_cleanly(args, needle, capsys):
