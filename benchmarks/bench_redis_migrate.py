@@ -205,8 +205,9 @@ def bench_size(n: int, rounds: int, value_bytes: int, verify_batches: list[int])
             seconds, result = run_module(args)
             assert result["verified"] and (sample or result["checked_keys"] == n), result
             verify[str(batch or "default")] = {
-                "sample": sample or None, "checked_keys": result["checked_keys"], "wall_seconds": round(seconds, 3), "keys_per_second": result["keys_per_second"],
-                "batch_size": result.get("batch_size"), "longest_block_ms": result.get("longest_block_ms")}
+                "sample": sample or None, "checked_keys": result["checked_keys"], "wall_seconds": round(seconds, 3),
+                "keys_per_second": result["keys_per_second"], "batch_size": result.get("batch_size"),
+                "longest_block_ms": result.get("longest_block_ms")}
             print(f"  verify {'sample ' + str(sample) if sample else 'full'} "
                   f"batch_size={result.get('batch_size')}: {seconds:.2f}s, "
                   f"{result['keys_per_second']:.0f} keys/s, longest block per batch "
