@@ -13,6 +13,9 @@ server, in the same run and alternating the order every round (p90 over ``--roun
 
 Goal: module p90 <= 1.1 x plain replica p90, at both sizes.
 
+The sync itself varies a lot on a loaded machine; the target's log says how long each sync took on the
+server, so the benchmark also prints what each side added to it (wall time minus the server's own sync).
+
 Then once per size: the module with ``mode=verify`` (default ``batch_size``; full up to 200k keys, a
 50,000-key sample above), its throughput and the longest time one server spent in one verify batch
 (``longest_block_ms``); with ``--verify-batches`` a list of batch sizes is measured too (the block grows
@@ -27,6 +30,7 @@ another copy of the collection, e.g. ``git archive`` of an older commit, for a b
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -155,6 +159,22 @@ def line(name: str, size: str, base: float, subject: float, goal: float | None) 
     return f"{name} | {size} | {base:.3f}s | {subject:.3f}s | {ratio:.2f}x | {target} | {verdict}", ok
 
 
+def server_sync_seconds(log: str, skip: int) -> tuple[float, int]:
+    """The target's own full sync from its log lines after ``skip``: from "REPLICAOF ... enabled" to
+    "MASTER <-> REPLICA sync: Finished with success" (what the server itself spent, whoever asked).
+    Returns (seconds, lines now in the log)."""
+    with open(log, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().splitlines()
+
+    def stamp(text: str) -> datetime.datetime:  # "1234:S 06 Dec 2026 02:14:15.200 * ..."
+        return datetime.datetime.strptime(" ".join(text.split()[1:5]), "%d %b %Y %H:%M:%S.%f")
+
+    new = lines[skip:]
+    began = next(stamp(x) for x in new if "REPLICAOF" in x and "enabled" in x)
+    ended = next(stamp(x) for x in new if "Finished with success" in x)
+    return (ended - began).total_seconds(), len(lines)
+
+
 def startup_seconds() -> float:
     """What the module process pays before it talks to a server: Python, ansible's module_utils, redis-py."""
     start = time.monotonic()
@@ -173,12 +193,17 @@ def bench_size(n: int, rounds: int, value_bytes: int, verify_batches: list[int])
         print(f"\n{label}: filled in {filled:.1f}s ({used} in memory)", flush=True)
         runs: dict[str, list[float]] = {"rdb": [], "replica": [], "module": [], "startup": []}
         inside: list[dict[str, float]] = []
+        # wall time minus the target's own sync (its log): what the tool adds, whatever the load did to the sync
+        overhead: dict[str, list[float]] = {"replica": [], "module": []}
+        log = os.path.join(tgt_srv.dir, "redis.log")
+        seen = 0
         order = ["rdb", "replica", "module"]
         for r in range(rounds):
             for what in order[r % 3:] + order[:r % 3]:  # rotate: each goes first, second and last
                 if what == "rdb":
                     runs["rdb"].append(run_rdb(src_srv.port, workdir))
-                elif what == "replica":
+                    continue
+                if what == "replica":
                     runs["replica"].append(run_replica(src, tgt, src_srv.port, n))
                 else:
                     seconds, result = run_replicate_module(tgt, src_srv.port, tgt_srv.port, n)
@@ -186,10 +211,14 @@ def bench_size(n: int, rounds: int, value_bytes: int, verify_batches: list[int])
                     rep = result["replication"]
                     inside.append({"caught_up_seconds": rep["caught_up_seconds"],
                                    "duration_seconds": result["duration_seconds"]})
+                synced, seen = server_sync_seconds(log, seen)
+                overhead[what].append(runs[what][-1] - synced)
             runs["startup"].append(startup_seconds())
             print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in runs.items()), flush=True)
         figures: dict[str, t.Any] = {k: {"p90": round(p90(v), 3), "median": round(sorted(v)[len(v) // 2], 3),
                                          "runs": [round(x, 3) for x in v]} for k, v in runs.items()}
+        figures["overhead_over_server_sync"] = {k: {"p90": round(p90(v), 3), "runs": [round(x, 3) for x in v]}
+                                                for k, v in overhead.items()}
         figures["module_inside"] = {
             "caught_up_seconds_p90": p90([x["caught_up_seconds"] for x in inside]),
             "duration_seconds_p90": p90([x["duration_seconds"] for x in inside]),
@@ -226,6 +255,9 @@ def bench_size(n: int, rounds: int, value_bytes: int, verify_batches: list[int])
                  None)[0],
             line("module process start (python + ansible + redis-py imports) vs plain replica (p90)", label,
                  figures["replica"]["p90"], figures["startup"]["p90"], None)[0],
+            line("seconds added to the target's own sync (its log): plain replica vs module (p90)", label,
+                 figures["overhead_over_server_sync"]["replica"]["p90"],
+                 figures["overhead_over_server_sync"]["module"]["p90"], None)[0],
         ]
         return figures
 
