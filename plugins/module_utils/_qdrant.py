@@ -400,6 +400,7 @@ class _Flusher:
         self.written = 0  # bytes handed to the file so far
         self.flushed = 0  # bytes known to be on disk
         self.syncs = 0
+        self.generation = 0  # bumped when the file starts again from byte 0
         self.error: OSError | None = None
         self.done = False
         self.cond = threading.Condition()
@@ -415,7 +416,7 @@ class _Flusher:
                     self.cond.wait()
                 if self.done:
                     return
-                upto = self.written
+                upto, generation = self.written, self.generation
             try:
                 self.sync(self.fd)
             except OSError as exc:
@@ -424,7 +425,8 @@ class _Flusher:
                     self.cond.notify_all()
                 return
             with self.cond:
-                self.flushed = max(self.flushed, upto)
+                if generation == self.generation:  # not truncated meanwhile
+                    self.flushed = max(self.flushed, upto)
                 self.syncs += 1
                 self.cond.notify_all()
 
@@ -445,6 +447,7 @@ class _Flusher:
         """The file was truncated to 0 (the server ignored Range): count from 0 again."""
         with self.cond:
             self.written = self.flushed = 0
+            self.generation += 1
 
     def close(self) -> None:
         """Stop the thread (an ongoing flush finishes first); raise the error a flush met, if any."""

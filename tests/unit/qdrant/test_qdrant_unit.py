@@ -251,3 +251,19 @@ def test_flush_size_zero_starts_no_thread_and_flushes_nothing():
     flusher.wrote(1 << 30)
     flusher.close()
     assert flusher.syncs == 0 and flusher.thread is None
+
+
+def test_a_flush_that_ends_after_the_file_restarted_from_zero_does_not_count_the_old_bytes():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(fd: int) -> None:
+        started.set()
+        release.wait(5)
+
+    flusher = _qdrant._Flusher(-1, 1 << 20, sync=slow)
+    flusher.wrote(2 << 20)  # a flush of these 2 MiB starts and hangs
+    assert started.wait(5)
+    flusher.restart()  # meanwhile the server ignored Range: the file starts again from byte 0
+    release.set()
+    flusher.close()
+    assert flusher.syncs == 1 and flusher.written == 0 and flusher.flushed == 0
