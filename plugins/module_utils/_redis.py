@@ -490,6 +490,8 @@ def cutover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOp
         raise RedisMigrateError(f"{src.name}: does not list {tgt.host}:{tgt.port} among its replicas "
                                 f"({listed}), so "
                                 "FAILOVER TO cannot be used; use cutover_method=pause (nothing was promoted)")
+    if method == "failover" and seen is not None:
+        seen = _wait_replica_online(src, s, tgt, seen, opts, clock, sleep)
     # The old primary replicates from the target during FAILOVER and, with the way back, afterwards.
     prior_s = _set_masterauth(src, s, tgt) if method == "failover" or opts.way_back else None
     try:
@@ -509,6 +511,26 @@ def cutover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOp
     else:
         out["masterauth_source"] = _unset_masterauth(src, s, tgt, prior_s) if prior_s is not None else {}
     return out
+
+
+def _wait_replica_online(src: Endpoint, s: t.Any, tgt: Endpoint, seen: dict[str, t.Any], opts: ReplicateOptions,
+                         clock: t.Callable[[], float], sleep: t.Callable[[float], None]) -> dict[str, t.Any]:
+    """The source's own view of the target must be ``online`` before FAILOVER TO (else Redis refuses it).
+
+    The target reports its link up and its offset caught up a moment before the source has its first
+    acknowledgement and lists it online (a few milliseconds on a small data set): wait for that, within
+    ``cutover_timeout``; nothing is promoted on a timeout.
+    """
+    deadline = clock() + opts.cutover_timeout
+    pacer = Pacer(opts.poll_interval / 4, clock, first=0.001)
+    while str(seen.get("state", "online")) != "online":
+        if clock() >= deadline:
+            raise RedisMigrateError(f"{src.name}: lists {tgt.host}:{tgt.port} as '{seen.get('state')}', not online, "
+                                    f"after {opts.cutover_timeout:g}s, so FAILOVER TO cannot be used yet; nothing was "
+                                    "promoted (run again, or use cutover_method=pause)")
+        sleep(pacer.pause(deadline))
+        seen = find_replica(info(src, s, "replication"), tgt.host, tgt.port) or seen
+    return seen
 
 
 def _cutover_failover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOptions,

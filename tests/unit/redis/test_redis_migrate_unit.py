@@ -305,3 +305,55 @@ def test_the_longest_script_block_per_server_is_kept():
 def test_module_refuses_a_batch_size_below_one(capsys):
     result = run_module(redis_migrate, {"mode": "verify", "source": {}, "target": {}, "batch_size": 0}, capsys)
     assert result["failed"] and "option 'batch_size' must be at least 1" in result["msg"]
+
+
+class FailoverSource(FakeServer):
+    """A primary that lists its replica as 'wait_bgsave' for its first ``pending`` looks, then 'online', and
+    refuses FAILOVER TO a replica that is not online (as Redis does)."""
+
+    def __init__(self, replica: FakeServer, pending: int) -> None:
+        super().__init__(offset=100)
+        self.replica, self.pending = replica, pending
+        self.failover_state = "no-failover"
+
+    def info(self, section: str) -> dict[str, t.Any]:
+        out = super().info(section)
+        if section == "replication" and self.role == "master":
+            state = "online" if self.pending <= 0 else "wait_bgsave"
+            self.pending -= 1
+            out["slave0"] = {"ip": "10.0.0.2", "port": 6380, "state": state, "offset": self.offset, "lag": 0}
+            out["master_failover_state"] = self.failover_state
+        return out
+
+    def execute_command(self, *args: t.Any) -> bytes:
+        if str(args[0]).upper() == "FAILOVER" and str(args[1]).upper() == "TO":
+            if self.pending > 0:
+                raise redis.ResponseError("FAILOVER target replica is not online.")
+            self.role, self.master, self.upstream = "slave", ("10.0.0.2", 6380), self.replica
+            self.replica.role, self.replica.master, self.replica.upstream = "master", None, None
+            return b"OK"
+        return super().execute_command(*args)
+
+
+def test_failover_waits_until_the_source_lists_the_target_online():
+    """Before: FAILOVER TO was sent as soon as the target had caught up and Redis refused it
+    ('FAILOVER target replica is not online') when the source had not yet had the target's first ACK."""
+    tgt = FakeServer(role="slave")
+    tgt.master = ("10.0.0.1", 6379)
+    src = FailoverSource(tgt, pending=3)
+    tgt.upstream = src
+    clock = Clock()
+    out = _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover=True), ("10.0.0.2", 6380), clock,
+                         clock.sleep)
+    assert out["method"] == "failover" and tgt.role == "master" and src.role == "slave"
+
+
+def test_failover_to_a_replica_never_online_promotes_nothing():
+    tgt = FakeServer(role="slave")
+    tgt.master = ("10.0.0.1", 6379)
+    src = FailoverSource(tgt, pending=10**9)
+    clock = Clock()
+    with pytest.raises(_redis.RedisMigrateError, match=r"not online.*nothing was promoted"):
+        _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover=True, cutover_timeout=2),
+                       ("10.0.0.2", 6380), clock, clock.sleep)
+    assert tgt.role == "slave" and src.role == "master" and clock() >= 2
