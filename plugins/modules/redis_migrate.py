@@ -107,7 +107,8 @@ options:
     default: false
   cutover_method:
     description:
-      - V(failover) uses C(FAILOVER TO) (the source must list the target's address among its replicas).
+      - V(failover) uses C(FAILOVER TO) (the source must list the target's address among its replicas); it is sent
+        once the source lists the target as online (a wait bounded by O(cutover_timeout)).
       - V(pause) pauses writes on the source, waits for offset equality, then C(REPLICAOF NO ONE) on the target.
       - V(auto) uses V(failover) when possible, else V(pause).
     type: str
