@@ -6,9 +6,10 @@ Snapshots (``qdrant_snapshot``) speak Qdrant's REST API through ``_http.HttpClie
 * ``download``: stream a snapshot into a temporary file next to the destination, hashing (sha256)
   in a second thread while the main thread reads the socket and writes the file, with a fixed ring
   of buffers (memory is flat whatever the size); a broken transfer is resumed with ``Range`` (or
-  restarted when the server does not honour it); the digest and the size are compared with what
-  Qdrant reports; the file is fsynced and renamed into place only when it matches, so nothing
-  partial or wrong is ever left under the final name;
+  restarted when the server does not honour it); the file is flushed to disk (fdatasync, in a
+  third thread) every ``flush_size`` bytes while it streams, so the final fsync has only the tail to
+  write; the digest and the size are compared with what Qdrant reports; the file is fsynced and
+  renamed into place only when it matches, so nothing partial or wrong is ever left under the final name;
 * ``upload`` (multipart, streamed from disk) and ``recover_from_url``, both with ``priority`` and the
   checksum so the server verifies too, after a compatibility check of the target (Qdrant version:
   same or next minor; collection config: vectors, sparse vectors, shard count).
@@ -59,6 +60,7 @@ from ansible_collections.sophia.migrate.plugins.module_utils._http import (
 STATES = ("present", "absent", "downloaded", "uploaded", "recovered", "listed")
 PRIORITIES = ("snapshot", "replica", "no_sync")
 DEFAULT_CHUNK = 4 * 1024 * 1024
+DEFAULT_FLUSH = 64 * 1024 * 1024  # a download is flushed to disk every this many bytes (0: only at the end)
 # Connection options of a Qdrant endpoint, shared by the modules' argument specs.
 CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
     "url": {"type": "str", "required": True},
@@ -366,6 +368,85 @@ class _HashPipe:
         return self.hasher.hexdigest()
 
 
+class _Flusher:
+    """Flush the file being downloaded to disk while it streams, in a second thread.
+
+    Every ``every`` bytes written the thread calls ``fdatasync`` (which releases the GIL) on what was
+    written so far, while the main thread goes on reading the socket; the final ``fsync`` then has
+    only the tail to write instead of the whole file (on a 1 GiB snapshot: seconds saved, and no
+    gigabyte of dirty page cache that the kernel writes back whenever it likes). The main thread
+    waits when the disk is more than two windows behind, so dirty memory stays flat too.
+    ``every=0`` flushes nothing before the end.
+    """
+
+    def __init__(self, fd: int, every: int, sync: t.Callable[[int], None] | None = None) -> None:
+        self.fd, self.every = fd, every
+        self.sync = sync or getattr(os, "fdatasync", os.fsync)
+        self.written = 0  # bytes handed to the file so far
+        self.flushed = 0  # bytes known to be on disk
+        self.syncs = 0
+        self.generation = 0  # bumped when the file starts again from byte 0
+        self.error: OSError | None = None
+        self.done = False
+        self.cond = threading.Condition()
+        self.thread: threading.Thread | None = None
+        if every > 0:
+            self.thread = threading.Thread(target=self._run, name="fdatasync", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.done and self.written - self.flushed < self.every:
+                    self.cond.wait()
+                if self.done:
+                    return
+                upto, generation = self.written, self.generation
+            try:
+                self.sync(self.fd)
+            except OSError as exc:
+                with self.cond:
+                    self.error, self.done = exc, True
+                    self.cond.notify_all()
+                return
+            with self.cond:
+                if generation == self.generation:  # not truncated meanwhile
+                    self.flushed = max(self.flushed, upto)
+                self.syncs += 1
+                self.cond.notify_all()
+
+    def wrote(self, n: int) -> None:
+        """``n`` more bytes are in the file; wake the flusher, wait while it is two windows behind."""
+        if self.thread is None:
+            return
+        with self.cond:
+            self.written += n
+            if self.written - self.flushed >= self.every:
+                self.cond.notify_all()
+            while not self.done and self.written - self.flushed > 2 * self.every:
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error
+
+    def restart(self) -> None:
+        """The file was truncated to 0 (the server ignored Range): count from 0 again."""
+        with self.cond:
+            self.written = self.flushed = 0
+            self.generation += 1
+
+    def close(self) -> None:
+        """Stop the thread (an ongoing flush finishes first); raise the error a flush met, if any."""
+        if self.thread is None:
+            return
+        with self.cond:
+            self.done = True
+            self.cond.notify_all()
+        self.thread.join()
+        self.thread = None
+        if self.error is not None:
+            raise self.error
+
+
 class _Transient(Exception):
     """The transfer broke in a way a new request may fix (connection lost, truncated body)."""
 
@@ -423,12 +504,17 @@ def download(
     expected_size: int | None,
     chunk_size: int = DEFAULT_CHUNK,
     sleep: t.Callable[[float], None] = time.sleep,
+    flush_size: int = DEFAULT_FLUSH,
 ) -> dict[str, t.Any]:
-    """Stream ``path`` to ``dest`` (atomic, 0600); verify size and sha256; resume broken transfers."""
+    """Stream ``path`` to ``dest`` (atomic, 0600); verify size and sha256; resume broken transfers.
+
+    The file is flushed to disk every ``flush_size`` bytes while it streams (see ``_Flusher``).
+    """
     directory = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(directory):
         raise QdrantError(f"option 'dest': directory {directory} does not exist")
     pipe = _HashPipe(chunk_size)
+    flusher: _Flusher | None = None
     written = 0
     total: int | None = None
     resumed = restarted = failures = 0
@@ -437,75 +523,86 @@ def download(
     try:
         with atomic_open(dest, 0o600, suffix=".part", buffering=0) as handle:
             fd, tmp = handle.fileno(), handle.name
-            while True:
-                headers = {"Accept-Encoding": "identity"}
-                if written:
-                    headers["Range"] = f"bytes={written}-"
-                try:
-                    response = http.request("GET", path, expected=(200, 206), stream=True, headers=headers)
-                except HttpError as exc:
-                    raise QdrantError(
-                        f"{ep.name}: downloading {path} failed: {_error_text(exc) if exc.status else exc}; "
-                        f"nothing was kept at {dest}",
-                        status=exc.status,
-                        attempts=http.attempts,
-                    ) from exc
-                try:
-                    if response.status_code == 206:
-                        first, size = _content_range_start(response.headers.get("Content-Range"))
-                        if first != written:
-                            raise QdrantError(f"{ep.name}: server answered range {first} when asked for {written}")
-                        resumed += 1
-                    else:
-                        if written:  # the server ignored Range: start again from byte 0
-                            restarted += 1
-                            pipe.finish()
-                            pipe = _HashPipe(chunk_size)
-                            os.ftruncate(fd, 0)
-                            os.lseek(fd, 0, os.SEEK_SET)
-                            written = 0
-                        length = response.headers.get("Content-Length")
-                        size = int(length) if length and length.isdigit() else None
-                    if size is not None:
-                        total = size
-                    if expected_size is not None and total is not None and total != expected_size:
+            flusher = _Flusher(fd, flush_size)
+            try:
+                while True:
+                    headers = {"Accept-Encoding": "identity"}
+                    if written:
+                        headers["Range"] = f"bytes={written}-"
+                    try:
+                        response = http.request("GET", path, expected=(200, 206), stream=True, headers=headers)
+                    except HttpError as exc:
                         raise QdrantError(
-                            f"{ep.name}: {path} is {total} bytes, but Qdrant lists it with "
-                            f"{expected_size} bytes; refusing (snapshot replaced while downloading?)"
-                        )
-                    reader = _body_reader(response)
-                    while True:
-                        buf = pipe.take()
-                        try:
-                            n = _fill(reader, memoryview(buf))
-                        except _Transient:
-                            pipe.give(buf, 0)
-                            raise
-                        if n:
-                            try:
-                                _write_all(fd, memoryview(buf)[:n])
-                            except OSError as exc:
-                                pipe.give(buf, 0)
-                                raise QdrantError(f"option 'dest': cannot write {tmp}: {exc.strerror}") from exc
-                        pipe.give(buf, n)
-                        written += n
-                        if n < len(buf):
-                            break
-                    if total is not None and written < total:
-                        raise _Transient(f"connection closed after {written} of {total} bytes")
-                    break
-                except _Transient as exc:
-                    failures += 1
-                    if failures > ep.retries:
-                        raise QdrantError(
-                            f"{ep.name}: downloading {path} broke {failures} time(s), last: {exc}; "
+                            f"{ep.name}: downloading {path} failed: {_error_text(exc) if exc.status else exc}; "
                             f"nothing was kept at {dest}",
-                            bytes_received=written,
+                            status=exc.status,
+                            attempts=http.attempts,
                         ) from exc
-                    sleep(min(ep.backoff * (2 ** (failures - 1)), 30.0))
-                finally:
-                    response.close()
-            digest = pipe.finish()
+                    try:
+                        if response.status_code == 206:
+                            first, size = _content_range_start(response.headers.get("Content-Range"))
+                            if first != written:
+                                raise QdrantError(f"{ep.name}: server answered range {first} when asked for {written}")
+                            resumed += 1
+                        else:
+                            if written:  # the server ignored Range: start again from byte 0
+                                restarted += 1
+                                pipe.finish()
+                                pipe = _HashPipe(chunk_size)
+                                os.ftruncate(fd, 0)
+                                os.lseek(fd, 0, os.SEEK_SET)
+                                flusher.restart()
+                                written = 0
+                            length = response.headers.get("Content-Length")
+                            size = int(length) if length and length.isdigit() else None
+                        if size is not None:
+                            total = size
+                        if expected_size is not None and total is not None and total != expected_size:
+                            raise QdrantError(
+                                f"{ep.name}: {path} is {total} bytes, but Qdrant lists it with "
+                                f"{expected_size} bytes; refusing (snapshot replaced while downloading?)"
+                            )
+                        reader = _body_reader(response)
+                        while True:
+                            buf = pipe.take()
+                            try:
+                                n = _fill(reader, memoryview(buf))
+                            except _Transient:
+                                pipe.give(buf, 0)
+                                raise
+                            if n:
+                                try:
+                                    _write_all(fd, memoryview(buf)[:n])
+                                    flusher.wrote(n)
+                                except OSError as exc:
+                                    pipe.give(buf, 0)
+                                    raise QdrantError(f"option 'dest': cannot write {tmp}: {exc.strerror}") from exc
+                            pipe.give(buf, n)
+                            written += n
+                            if n < len(buf):
+                                break
+                        if total is not None and written < total:
+                            raise _Transient(f"connection closed after {written} of {total} bytes")
+                        break
+                    except _Transient as exc:
+                        failures += 1
+                        if failures > ep.retries:
+                            raise QdrantError(
+                                f"{ep.name}: downloading {path} broke {failures} time(s), last: {exc}; "
+                                f"nothing was kept at {dest}",
+                                bytes_received=written,
+                            ) from exc
+                        sleep(min(ep.backoff * (2 ** (failures - 1)), 30.0))
+                    finally:
+                        response.close()
+                digest = pipe.finish()
+                try:
+                    flusher.close()
+                except OSError as exc:
+                    raise QdrantError(f"option 'dest': cannot write {tmp}: {exc.strerror}") from exc
+            finally:
+                with contextlib.suppress(Exception):
+                    flusher.close()  # before atomic_open closes the file: never sync a closed (or reused) fd
             if total is not None and written != total:
                 raise QdrantError(
                     f"{ep.name}: {path}: received {written} bytes, expected {total}; nothing kept at {dest}"
@@ -532,6 +629,7 @@ def download(
         "transfer_failures": failures,
         "transfer_seconds": round(seconds, 3),
         "throughput_mib_s": round(written / 1048576 / seconds, 1) if seconds > 0 else None,
+        "flushes": flusher.syncs if flusher else 0,
     }
 
 
@@ -640,6 +738,7 @@ class SnapshotRequest:
     source_version: str | None = None
     check_compatibility: bool = True
     chunk_size: int = DEFAULT_CHUNK
+    flush_size: int = DEFAULT_FLUSH
 
 
 def _age_seconds(creation_time: str | None) -> float | None:
@@ -764,7 +863,8 @@ def state_downloaded(ep: Endpoint, http: HttpClient, req: SnapshotRequest, check
     if check_mode:
         return {**base, "changed": True, "msg": f"would download snapshot {snap['name']} to {dest}"}
     got = download(
-        ep, http, snapshot_path(req.collection, snap["name"]), dest, expected, snap.get("size"), req.chunk_size
+        ep, http, snapshot_path(req.collection, snap["name"]), dest, expected, snap.get("size"), req.chunk_size,
+        flush_size=req.flush_size,
     )
     return {
         **base,
@@ -929,6 +1029,11 @@ def snapshot(ep: Endpoint, req: SnapshotRequest, check_mode: bool) -> dict[str, 
         raise QdrantError(f"option 'checksum' must be 64 hex digits (sha256), got {req.checksum!r}")
     if req.chunk_size < 65536 or req.chunk_size > 64 * 1048576:
         raise QdrantError("option 'chunk_size' must be between 65536 and 67108864 bytes")
+    if req.flush_size != 0 and req.flush_size < req.chunk_size:
+        raise QdrantError(
+            f"option 'flush_size' must be 0 (flush only at the end) or at least chunk_size ({req.chunk_size}), "
+            f"got {req.flush_size}"
+        )
     if req.location and split_url("location", req.location).scheme not in ("http", "https", "file"):
         raise QdrantError("option 'location' must be an http://, https:// or file:// URL")
     start = time.monotonic()

@@ -185,7 +185,39 @@ class ReplicateOptions:
     sync_timeout: float = 600.0
     cutover_timeout: float = 30.0
     overwrite_target: bool = False
-    poll_interval: float = 0.2
+    poll_interval: float = 0.2  # the longest pause between two looks at the servers (see Pacer)
+
+
+class Pacer:
+    """How long to wait before the next look at the servers: short at first, longer while nothing changes.
+
+    The pause is ``fraction`` of the time spent in the current phase, between ``first`` and ``cap``
+    seconds, so a phase that ends is seen within about ``fraction`` of its own length (a 2 s full sync
+    within ~40 ms, a 0.2 s one within ~5 ms) while a long sync is looked at no more than 1/``cap``
+    times a second. ``reset`` starts a new phase (the link came up, the offset moved): the pause is
+    short again.
+    """
+
+    def __init__(self, cap: float, clock: t.Callable[[], float], first: float = 0.005,
+                 fraction: float = 0.02) -> None:
+        self.cap = max(cap, first)
+        self.first = first
+        self.fraction = fraction
+        self.clock = clock
+        self.since = clock()
+        self.looks = 0
+
+    def reset(self) -> None:
+        self.since = self.clock()
+
+    def pause(self, deadline: float | None = None) -> float:
+        """The next pause (never past ``deadline``, never negative)."""
+        self.looks += 1
+        now = self.clock()
+        delay = min(self.cap, max(self.first, self.fraction * (now - self.since)))
+        if deadline is not None:
+            delay = min(delay, max(deadline - now, 0.0))
+        return delay
 
 
 def replication_state(si: dict[str, t.Any], ti: dict[str, t.Any], up: tuple[str, int],
@@ -231,9 +263,16 @@ def offsets(ep_s: Endpoint, s: t.Any, ep_t: Endpoint, tc: t.Any) -> tuple[dict[s
 def wait_caught_up(ep_s: Endpoint, s: t.Any, ep_t: Endpoint, tc: t.Any, timeout: float, poll: float,
                    clock: t.Callable[[], float] = time.monotonic,
                    sleep: t.Callable[[float], None] = time.sleep) -> dict[str, t.Any]:
-    """Wait until the target's link is up, its sync done and its offset has reached the source's."""
+    """Wait until the target's link is up, its sync done and its offset has reached the source's.
+
+    ``poll`` is the longest pause between two looks; the pauses start at a few milliseconds and grow
+    with the time spent in the current phase (see Pacer), so the end of the sync is seen within a few
+    percent of its length instead of up to ``poll`` late.
+    """
     start = clock()
     deadline = start + timeout
+    pacer = Pacer(poll, clock)
+    phase: tuple[t.Any, ...] | None = None
     progress: list[dict[str, t.Any]] = []
     synced_at: float | None = None
     last_sample = -1.0
@@ -253,12 +292,16 @@ def wait_caught_up(ep_s: Endpoint, s: t.Any, ep_t: Endpoint, tc: t.Any, timeout:
                 unreachable_since = now
                 progress.append({"t": round(now - start, 2), "link": "down", "unreachable": str(exc)})
                 del progress[:-PROGRESS_SAMPLES]
-            sleep(poll)
+            sleep(pacer.pause(deadline))
             continue
         if ti.get("role") != "slave":
             raise RedisMigrateError(f"{ep_t.name}: stopped being a replica while waiting for the sync "
                                     f"(role {ti.get('role')}); someone else changed it")
         link_up = ti.get("master_link_status") == "up" and not int(ti.get("master_sync_in_progress", 0))
+        now_phase = (ti.get("master_link_status"), int(ti.get("master_sync_in_progress", 0)))
+        if now_phase != phase:  # link up, sync started or over: the next event may be close, look often again
+            phase = now_phase
+            pacer.reset()
         lag = s_off - t_off if link_up else None
         if link_up and synced_at is None:
             synced_at = now
@@ -276,7 +319,7 @@ def wait_caught_up(ep_s: Endpoint, s: t.Any, ep_t: Endpoint, tc: t.Any, timeout:
             return {"initial_sync_seconds": round((synced_at or now) - start, 3),
                     "caught_up_seconds": round(now - start, 3),
                     "source_offset": s_off, "target_offset": t_off, "lag_bytes": 0,
-                    "progress": progress}
+                    "looks": pacer.looks + 1, "progress": progress}
         if now >= deadline:
             detail = (f"link {ti.get('master_link_status')}, sync in progress "
                       f"{bool(int(ti.get('master_sync_in_progress', 0)))}, source offset {s_off}, "
@@ -289,7 +332,7 @@ def wait_caught_up(ep_s: Endpoint, s: t.Any, ep_t: Endpoint, tc: t.Any, timeout:
                 f"{ep_t.name}: replication did not catch up with {ep_s.name} within {timeout:g}s ({detail}); "
                 "nothing was promoted, the target is left replicating and a new run continues from here",
                 progress=progress, lag_bytes=lag)
-        sleep(poll)
+        sleep(pacer.pause(deadline))
 
 
 def _role_summary(ep: Endpoint, client: t.Any) -> dict[str, t.Any]:
@@ -447,6 +490,8 @@ def cutover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOp
         raise RedisMigrateError(f"{src.name}: does not list {tgt.host}:{tgt.port} among its replicas "
                                 f"({listed}), so "
                                 "FAILOVER TO cannot be used; use cutover_method=pause (nothing was promoted)")
+    if method == "failover" and seen is not None:
+        seen = _wait_replica_online(src, s, tgt, seen, opts, clock, sleep)
     # The old primary replicates from the target during FAILOVER and, with the way back, afterwards.
     prior_s = _set_masterauth(src, s, tgt) if method == "failover" or opts.way_back else None
     try:
@@ -468,6 +513,26 @@ def cutover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOp
     return out
 
 
+def _wait_replica_online(src: Endpoint, s: t.Any, tgt: Endpoint, seen: dict[str, t.Any], opts: ReplicateOptions,
+                         clock: t.Callable[[], float], sleep: t.Callable[[float], None]) -> dict[str, t.Any]:
+    """The source's own view of the target must be ``online`` before FAILOVER TO (else Redis refuses it).
+
+    The target reports its link up and its offset caught up a moment before the source has its first
+    acknowledgement and lists it online (a few milliseconds on a small data set): wait for that, within
+    ``cutover_timeout``; nothing is promoted on a timeout.
+    """
+    deadline = clock() + opts.cutover_timeout
+    pacer = Pacer(opts.poll_interval / 4, clock, first=0.001)
+    while str(seen.get("state", "online")) != "online":
+        if clock() >= deadline:
+            raise RedisMigrateError(f"{src.name}: lists {tgt.host}:{tgt.port} as '{seen.get('state')}', not online, "
+                                    f"after {opts.cutover_timeout:g}s, so FAILOVER TO cannot be used yet; nothing was "
+                                    "promoted (run again, or use cutover_method=pause)")
+        sleep(pacer.pause(deadline))
+        seen = find_replica(info(src, s, "replication"), tgt.host, tgt.port) or seen
+    return seen
+
+
 def _cutover_failover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: ReplicateOptions,
                       seen: dict[str, t.Any], clock: t.Callable[[], float],
                       sleep: t.Callable[[float], None]) -> dict[str, t.Any]:
@@ -476,6 +541,7 @@ def _cutover_failover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: R
     call(src, f"FAILOVER TO {seen.get('ip')} {seen.get('port')}", s.execute_command,
          "FAILOVER", "TO", seen.get("ip"), seen.get("port"), "TIMEOUT", ms)
     deadline = start + opts.cutover_timeout + 5
+    pacer = Pacer(opts.poll_interval / 2, clock)
     while True:
         si = info(src, s, "replication")
         state = str(si.get("master_failover_state", "no-failover"))
@@ -490,7 +556,7 @@ def _cutover_failover(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: R
                 call(src, "FAILOVER ABORT", s.execute_command, "FAILOVER", "ABORT")
             raise RedisMigrateError(f"{src.name}: FAILOVER still '{state}' after {opts.cutover_timeout:g}s; "
                                     "aborted, nothing was promoted")
-        sleep(opts.poll_interval / 2)
+        sleep(pacer.pause())
     seconds = clock() - start
     ti = info(tgt, tc, "replication")
     if ti.get("role") != "master":
@@ -513,6 +579,7 @@ def _cutover_pause(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: Repl
     promoted = False
     try:
         deadline = start + opts.cutover_timeout
+        pacer = Pacer(opts.poll_interval / 4, clock, first=0.001)  # writers wait: look often
         while True:
             _si, ti, s_off, t_off = offsets(src, s, tgt, tc)
             if ti.get("master_link_status") == "up" and t_off >= s_off:
@@ -522,7 +589,7 @@ def _cutover_pause(src: Endpoint, s: t.Any, tgt: Endpoint, tc: t.Any, opts: Repl
                     f"{tgt.name}: offset {t_off} did not reach the paused source's {s_off} within "
                     f"{opts.cutover_timeout:g}s (link {ti.get('master_link_status')}); nothing was promoted, "
                     "writers were resumed on the source")
-            sleep(opts.poll_interval / 4)
+            sleep(pacer.pause())
         call(tgt, "promoting the target (REPLICAOF NO ONE)", tc.execute_command, "REPLICAOF", "NO", "ONE")
         promoted = True
         if opts.way_back:
@@ -547,13 +614,14 @@ def _wait_way_back(src: Endpoint, s: t.Any, timeout: float, poll: float, clock: 
                    sleep: t.Callable[[float], None]) -> dict[str, t.Any]:
     """Wait (bounded) for the old source's link to the new primary; report, do not fail."""
     start = clock()
+    pacer = Pacer(poll, clock)
     while True:
         si = info(src, s, "replication")
         up = si.get("master_link_status") == "up" and not int(si.get("master_sync_in_progress", 0))
         if up or clock() - start > timeout:
             return {"source_role": si.get("role"), "master": f"{si.get('master_host')}:{si.get('master_port')}",
                     "master_link_status": si.get("master_link_status"), "seconds": round(clock() - start, 3)}
-        sleep(poll)
+        sleep(pacer.pause())
 
 
 # --------------------------------------------------------------------------- dump / restore
@@ -952,13 +1020,22 @@ return table.concat(out, '\\n')
 """
 
 
-def _digests(ep: Endpoint, client: t.Any, db: int, keys: list[bytes], state: dict[str, bool]) -> list[bytes] | None:
-    """Per-key digest lines, or None when scripting is unavailable (then only the detailed check runs)."""
+def _digests(ep: Endpoint, client: t.Any, db: int, keys: list[bytes], state: dict[str, t.Any],
+             timer: t.Callable[[], float] = time.perf_counter) -> list[bytes] | None:
+    """Per-key digest lines, or None when scripting is unavailable (then only the detailed check runs).
+
+    The script runs atomically: the server serves nobody else meanwhile. Its round trip (an upper
+    bound of that block) is kept per server in ``state["block_ms"]`` (the longest one seen).
+    """
     if not state.get("scripting", True):
         return None
     for command in ("EVAL_RO", "EVAL"):
         try:
+            began = timer()
             raw = client.execute_command(command, DIGEST_SCRIPT, len(keys), *keys)
+            took = (timer() - began) * 1000
+            blocks = state.setdefault("block_ms", {})
+            blocks[ep.label] = max(blocks.get(ep.label, 0.0), took)
         except redis.ResponseError as exc:
             if "unknown command" in str(exc).lower() and command == "EVAL_RO":
                 continue
@@ -984,7 +1061,7 @@ def _lines_match(a: bytes, b: bytes, ttl_tolerance_ms: int) -> bool:
 
 
 def _check_batch(src: Endpoint, sdb: t.Any, tgt: Endpoint, tdb: t.Any, db: int, keys: list[bytes],
-                 ttl_tolerance_ms: int, state: dict[str, bool] | None = None) -> tuple[int, list[tuple[bytes, str]]]:
+                 ttl_tolerance_ms: int, state: dict[str, t.Any] | None = None) -> tuple[int, list[tuple[bytes, str]]]:
     state = state if state is not None else {}
     a = _digests(src, sdb, db, keys, state)
     b = _digests(tgt, tdb, db, keys, state) if a is not None else None
@@ -1027,10 +1104,13 @@ def verify(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, sam
     Keys found different are read again once after ``recheck_delay`` seconds so that writes still in
     flight on a replicating pair are not reported.
     """
+    if batch_size < 1:
+        raise RedisMigrateError(f"option batch_size must be at least 1, got {batch_size}")
     started = clock()
     s = connect(src)
     tc = connect(tgt)
     ks_s, ks_t = keyspace(src, s), keyspace(tgt, tc)
+    block_ms: dict[str, float] = {}
     dbs = sorted(databases) if databases else sorted(set(ks_s) | set(ks_t)) or [0]
     per_db: list[dict[str, t.Any]] = []
     differences: list[dict[str, t.Any]] = []
@@ -1049,7 +1129,7 @@ def verify(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, sam
             batches: t.Iterable[list[bytes]] = (picked[i:i + batch_size] for i in range(0, len(picked), batch_size))
         else:
             batches = _scan_batches(src, sdb, db, batch_size)
-        state: dict[str, bool] = {}
+        state: dict[str, t.Any] = {"block_ms": block_ms}
         for keys in batches:
             n, bad = _check_batch(src, sdb, tgt, tdb, db, keys, ttl_tolerance_ms, state)
             checked += n
@@ -1084,6 +1164,9 @@ def verify(src: Endpoint, tgt: Endpoint, databases: list[int] | None = None, sam
             "databases": per_db, "checked_keys": total_checked, "differing_keys": total_differing,
             "differences": differences, "duration_seconds": round(seconds, 3),
             "keys_per_second": round(total_checked / seconds, 1) if seconds > 0 else None,
+            "batch_size": batch_size,
+            "longest_block_ms": round(max(block_ms.values()), 2) if block_ms else None,
+            "block_ms": {label: round(ms, 2) for label, ms in sorted(block_ms.items())},
             "msg": "source and target match" if ok
             else f"{total_differing} keys differ, counts match: {all(e['count_matches'] for e in per_db)} "
                  f"(first {len(differences)} differences listed)"}

@@ -168,6 +168,14 @@ options:
     description: Bytes per read while streaming (1 to 8 MiB is best; memory use is about 3 times this).
     type: int
     default: 4194304
+  flush_size:
+    description:
+      - With O(state=downloaded), flush the file to disk (C(fdatasync), in a background thread) every this many
+        bytes while it streams, so the final C(fsync) before the rename has only the tail to write and the page
+        cache never holds more than about two of these windows of unwritten data.
+      - V(0) flushes only at the end (the whole file at once). Otherwise at least O(chunk_size).
+    type: int
+    default: 67108864
 notes:
   - Qdrant recovers full storage snapshots only from its command line (C(--snapshot)); this module downloads them.
   - The download's memory use is flat (a ring of three O(chunk_size) buffers), whatever the snapshot size.
@@ -280,6 +288,10 @@ throughput_mib_s:
   description: Download throughput.
   returned: when a download ran
   type: float
+flushes:
+  description: How many times the file was flushed to disk while it streamed (O(flush_size)), before the final fsync.
+  returned: when a download ran
+  type: int
 compatibility:
   description: What the compatibility checks compared (C(source_version), C(target_version), C(version), C(config)).
   returned: state=uploaded or recovered with check_compatibility=true
@@ -331,6 +343,7 @@ ARGUMENT_SPEC = {
     "source_collection": {"type": "str"},
     "source_version": {"type": "str"},
     "chunk_size": {"type": "int", "default": _qdrant.DEFAULT_CHUNK},
+    "flush_size": {"type": "int", "default": _qdrant.DEFAULT_FLUSH},
 }
 
 
@@ -354,6 +367,7 @@ def run(module: AnsibleModule, p: dict) -> dict:
         source_version=p["source_version"],
         check_compatibility=p["check_compatibility"],
         chunk_size=p["chunk_size"],
+        flush_size=p["flush_size"],
     )
     return _qdrant.snapshot(ep, req, module.check_mode)
 

@@ -107,7 +107,8 @@ options:
     default: false
   cutover_method:
     description:
-      - V(failover) uses C(FAILOVER TO) (the source must list the target's address among its replicas).
+      - V(failover) uses C(FAILOVER TO) (the source must list the target's address among its replicas); it is sent
+        once the source lists the target as online (a wait bounded by O(cutover_timeout)).
       - V(pause) pauses writes on the source, waits for offset equality, then C(REPLICAOF NO ONE) on the target.
       - V(auto) uses V(failover) when possible, else V(pause).
     type: str
@@ -168,7 +169,12 @@ options:
     type: list
     elements: int
   batch_size:
-    description: Keys per pipelined batch (O(mode=dump), O(mode=verify)).
+    description:
+      - Keys per pipelined batch (O(mode=dump), O(mode=verify)). At least V(1).
+      - With O(mode=verify) each batch is read on each server by one Lua script (C(DUMP) digest and C(PTTL)
+        of every key), which the server runs atomically - it serves no other client meanwhile. The block grows
+        with the batch; the result reports the longest one (RV(longest_block_ms)). Lower O(batch_size) to
+        bound it on a busy production server, raise it for throughput on an idle one.
     type: int
     default: 1000
   replace:
@@ -287,7 +293,12 @@ target:
   returned: mode=replicate
   type: dict
 replication:
-  description: Figures of the sync - C(initial_sync_seconds), C(caught_up_seconds), offsets, and progress samples.
+  description:
+    - Figures of the sync - C(initial_sync_seconds), C(caught_up_seconds), offsets, C(looks) (how many times both
+      servers were read) and progress samples.
+    - The servers are read every few milliseconds at first, then less often the longer the sync runs (a pause
+      of about 2% of the time spent so far in the current phase, at most 0.2 s), so the end of the sync is
+      seen within a few percent of its length.
   returned: mode=replicate and not in check mode
   type: dict
 cutover:
@@ -351,6 +362,22 @@ differences:
   returned: mode=verify
   type: list
   elements: dict
+batch_size:
+  description: Keys per batch the O(mode=verify) run used.
+  returned: mode=verify
+  type: int
+longest_block_ms:
+  description:
+    - With O(mode=verify), the longest round trip of one batch's Lua script on either server, in milliseconds -
+      an upper bound of the longest time one server was blocked by the verify. V(null) when scripting was not
+      available (the keys were then read with plain pipelined commands, which block nobody).
+  returned: mode=verify
+  type: float
+block_ms:
+  description: The same per server (C(source), C(target)).
+  returned: mode=verify
+  type: dict
+  sample: {"source": 1.8, "target": 2.1}
 duration_seconds:
   description: Wall time of the run.
   returned: success
@@ -385,6 +412,8 @@ def run(module: AnsibleModule) -> dict:
     p = module.params
     src = _redis.Endpoint.from_params("source", p["source"])
     tgt = _redis.Endpoint.from_params("target", p["target"]) if p["target"] else None
+    if p["batch_size"] < 1:
+        module.fail_json(msg=f"redis_migrate: option 'batch_size' must be at least 1, got {p['batch_size']}")
     if p["mode"] != "rdb" and tgt is None:
         module.fail_json(msg=f"redis_migrate: option 'target' is required when mode={p['mode']}")
     if p["mode"] == "rdb":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import json
 import os
 import pathlib
 import threading
@@ -273,3 +276,60 @@ def test_standin_cli_serves_the_lab_endpoints(tmp_path, validate):
     finally:
         out = proc.stop()
     assert "OpenAPI violation" not in out, out
+
+
+def test_a_download_is_flushed_to_disk_every_flush_size_bytes_while_it_streams(capsys, tmp_path, monkeypatch):
+    """Before: one fsync of the whole file at the end. Now fdatasync every flush_size bytes during the transfer."""
+    size, name = 40 << 20, "big-1-2026-01-01-00-00-00.snapshot"
+    body = os.urandom(1 << 20) * 40
+    listing = json.dumps({"status": "ok", "time": 0.0, "result": [
+        {"name": name, "creation_time": "2026-01-01T00:00:00", "size": size,
+         "checksum": hashlib.sha256(body).hexdigest()}]}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = listing if self.path == "/collections/big/snapshots" else body
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json" if data is listing else "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(0, len(data), 1 << 20):  # in pieces, as a network delivers it
+                self.wfile.write(data[i:i + (1 << 20)])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        seen.append(os.fstat(fd).st_size)  # how much of the file was there at this flush
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
+    try:
+        dest = tmp_path / "big.snapshot"
+        res = snap(capsys, f"http://127.0.0.1:{server.server_address[1]}", collection="big", state="downloaded",
+                   dest=str(dest), chunk_size=1 << 20, flush_size=4 << 20)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not res.get("failed"), res
+    assert res["checksum_verified"] is True and dest.stat().st_size == size and dest.stat().st_mode & 0o777 == 0o600
+    # flushed while streaming (partial files; only the last flush may race with the end of the transfer),
+    # at least one per two windows and a write
+    assert len(seen) == res["flushes"] >= size // (9 << 20), seen
+    assert all(0 < n < size for n in seen[:-1]) and seen == sorted(seen), seen
+    # flush_size=0: the whole file at the end only (the former behaviour, still available)
+    seen.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        res = snap(capsys, f"http://127.0.0.1:{server.server_address[1]}", collection="big", state="downloaded",
+                   dest=str(tmp_path / "again.snapshot"), flush_size=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res["checksum_verified"] is True and res["flushes"] == 0 and seen == []

@@ -132,3 +132,27 @@ def test_verify_reports_each_kind_of_difference(servers, capsys):
     assert result["differing_keys"] == 5
     sampled = run_module(redis_migrate, {**args, "sample": 30, "fail_on_difference": False}, capsys)
     assert not sampled.get("failed") and sampled["method"] == "sample" and 0 < sampled["checked_keys"] <= 30
+
+
+def test_verify_reports_the_longest_server_block_per_batch(servers, capsys):
+    """longest_block_ms bounds what the servers themselves measured for each verify script (SLOWLOG)."""
+    src = servers()
+    tgt = servers()
+    load_all_types(src.client(), 600)
+    _redis.dump_copy(_redis.Endpoint.from_params("source", src.conn()),
+                     _redis.Endpoint.from_params("target", tgt.conn()))
+    for srv in (src, tgt):
+        srv.client().config_set("slowlog-log-slower-than", 0)
+        srv.client().config_set("slowlog-max-len", 10000)
+        srv.client().slowlog_reset()
+    result = run_module(redis_migrate, {"mode": "verify", "source": src.conn(), "target": tgt.conn(),
+                                        "batch_size": 150}, capsys)
+    assert result["verified"] is True and result["batch_size"] == 150, result
+    assert set(result["block_ms"]) == {"source", "target"}
+    assert result["longest_block_ms"] == max(result["block_ms"].values()) > 0
+    for label, srv in (("source", src), ("target", tgt)):
+        scripts = [e for e in srv.client().slowlog_get(10000)
+                   if e["command"].split(b" ")[0].upper() in (b"EVAL_RO", b"EVAL")]
+        assert len(scripts) >= 4  # 600 keys in batches of 150: at least 4 scripts per server
+        longest_us = max(e["duration"] for e in scripts)
+        assert longest_us / 1000 <= result["block_ms"][label]

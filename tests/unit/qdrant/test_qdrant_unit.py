@@ -104,6 +104,7 @@ def test_multipart_body_streams_the_file(tmp_path):
     [
         ({"state": "listed", "checksum": "abc"}, "64 hex digits"),
         ({"state": "listed", "chunk_size": 10}, "chunk_size"),
+        ({"state": "listed", "flush_size": 1000}, "option 'flush_size' must be 0 (flush only at the end) or at least"),
         ({"state": "recovered", "collection": "c", "location": "gopher://x"}, "option 'location'"),
         ({"state": "listed", "url": "http://a:b@host"}, "must not embed credentials"),
     ],
@@ -203,3 +204,66 @@ def test_a_scroll_left_early_stops_its_fetch_thread():
         assert time.monotonic() < deadline, "the fetch thread kept running"
         time.sleep(0.05)
     assert client.calls < 50  # it stopped reading ahead instead of scrolling to the end
+
+
+class _Disk:
+    """A stand-in for fdatasync that records how much had been written when it was called (and may fail)."""
+
+    def __init__(self, flusher_box: list, fail_after: int | None = None) -> None:
+        self.box, self.fail_after, self.calls = flusher_box, fail_after, []
+
+    def __call__(self, fd: int) -> None:
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise OSError(28, "No space left on device")
+        self.calls.append(self.box[0].written)
+        time.sleep(0.001)  # a disk takes a moment
+
+
+def test_the_flusher_syncs_every_window_while_writing_and_keeps_at_most_two_windows_unflushed():
+    box: list = []
+    disk = _Disk(box)
+    flusher = _qdrant._Flusher(-1, 4 << 20, sync=disk)
+    box.append(flusher)
+    behind = []
+    for _ in range(64):  # 64 MiB in 1 MiB writes
+        flusher.wrote(1 << 20)
+        behind.append(flusher.written - flusher.flushed)
+    flusher.close()
+    assert max(behind) <= 2 * (4 << 20)  # dirty data stays flat: the writer waits for the disk
+    # each flush covers at most two windows and one write (9 MiB): at least 7 flushes for 64 MiB
+    assert flusher.syncs == len(disk.calls) >= 64 // 9
+    assert flusher.flushed >= (64 - 9) << 20  # the final fsync is left with the tail only
+    assert disk.calls == sorted(disk.calls) and disk.calls[0] >= 4 << 20  # each flush covers a full window
+
+
+def test_a_failing_flush_is_raised_to_the_writer():
+    box: list = []
+    flusher = _qdrant._Flusher(-1, 1 << 20, sync=_Disk(box, fail_after=1))
+    box.append(flusher)
+    with pytest.raises(OSError, match="No space left"):
+        for _ in range(64):
+            flusher.wrote(1 << 20)
+        flusher.close()
+
+
+def test_flush_size_zero_starts_no_thread_and_flushes_nothing():
+    flusher = _qdrant._Flusher(-1, 0, sync=lambda fd: pytest.fail("flushed"))
+    flusher.wrote(1 << 30)
+    flusher.close()
+    assert flusher.syncs == 0 and flusher.thread is None
+
+
+def test_a_flush_that_ends_after_the_file_restarted_from_zero_does_not_count_the_old_bytes():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(fd: int) -> None:
+        started.set()
+        release.wait(5)
+
+    flusher = _qdrant._Flusher(-1, 1 << 20, sync=slow)
+    flusher.wrote(2 << 20)  # a flush of these 2 MiB starts and hangs
+    assert started.wait(5)
+    flusher.restart()  # meanwhile the server ignored Range: the file starts again from byte 0
+    release.set()
+    flusher.close()
+    assert flusher.syncs == 1 and flusher.written == 0 and flusher.flushed == 0

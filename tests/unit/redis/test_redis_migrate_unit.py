@@ -234,3 +234,126 @@ def test_module_password_is_not_logged(monkeypatch, capsys):
 ])
 def test_digest_lines_match(a, b, match):
     assert _redis._lines_match(a, b, 2000) is match
+
+
+class SyncingReplica(FakeServer):
+    """A replica whose full sync (link down, then sync in progress) ends at ``done_at`` on ``clock``."""
+
+    def __init__(self, clock: Clock, done_at: float, upstream: FakeServer) -> None:
+        super().__init__(role="slave")
+        self.clock, self.done_at, self.upstream = clock, done_at, upstream
+        self.master = ("10.0.0.1", 6379)
+        self.looks = 0
+
+    def info(self, section: str) -> dict[str, t.Any]:
+        self.looks += 1
+        out = super().info(section)
+        if section == "replication" and self.clock() < self.done_at:
+            out.update(master_link_status="down" if self.clock() < 0.1 else "up", master_sync_in_progress=1,
+                       slave_repl_offset=-1)
+        return out
+
+
+@pytest.mark.parametrize("done_at", [0.23, 2.03, 9.97])
+def test_the_end_of_the_sync_is_seen_within_a_few_percent_of_its_length(done_at):
+    """Before: one look every poll_interval (0.2 s), so a sync ending at 2.03 s was seen at 2.2 s (+8%)."""
+    clock = Clock()
+    src = FakeServer(offset=700)
+    tgt = SyncingReplica(clock, done_at, src)
+    got = _redis.wait_caught_up(SRC, src, TGT, tgt, timeout=60, poll=0.2, clock=clock, sleep=clock.sleep)
+    late = got["caught_up_seconds"] - done_at
+    assert 0 <= late <= max(0.03 * done_at, 0.005), got["caught_up_seconds"]
+    # and the servers are not hammered: 200 looks a second at first, fewer and fewer as the sync goes on
+    assert got["looks"] == tgt.looks <= 50 + 200 * min(done_at, 0.5) + 20 * done_at, got["looks"]
+
+
+def test_pacer_grows_with_the_phase_stays_under_the_cap_and_starts_short_after_a_reset():
+    clock = Clock()
+    pacer = _redis.Pacer(0.2, clock)
+    pauses = []
+    while clock() < 30:
+        pauses.append(pacer.pause())
+        clock.sleep(pauses[-1])
+    assert pauses[0] == 0.005 and max(pauses) == 0.2 and pauses == sorted(pauses)
+    pacer.reset()
+    assert pacer.pause() == 0.005
+    assert pacer.pause(deadline=clock() + 0.001) == pytest.approx(0.001)
+
+
+class ScriptServer:
+    """A server answering the verify's Lua script; each call 'takes' the time given for its batch size."""
+
+    def __init__(self, timer: Clock, ms_per_key: float) -> None:
+        self.timer, self.ms_per_key = timer, ms_per_key
+
+    def execute_command(self, command: str, script: str, numkeys: int, *keys: bytes) -> bytes:
+        self.timer.sleep(numkeys * self.ms_per_key / 1000)
+        return b"\n".join(b"abc -1" for _k in keys)
+
+
+def test_the_longest_script_block_per_server_is_kept():
+    timer = Clock()
+    state: dict[str, t.Any] = {}
+    src, tgt = ScriptServer(timer, 0.002), ScriptServer(timer, 0.005)
+    for size in (10, 400, 50):
+        keys = [b"k%d" % i for i in range(size)]
+        assert _redis._digests(SRC, src, 0, keys, state, timer=timer) == [b"abc -1"] * size
+        _redis._digests(TGT, tgt, 0, keys, state, timer=timer)
+    assert state["block_ms"] == {"source": pytest.approx(0.8), "target": pytest.approx(2.0)}
+
+
+def test_module_refuses_a_batch_size_below_one(capsys):
+    result = run_module(redis_migrate, {"mode": "verify", "source": {}, "target": {}, "batch_size": 0}, capsys)
+    assert result["failed"] and "option 'batch_size' must be at least 1" in result["msg"]
+
+
+class FailoverSource(FakeServer):
+    """A primary that lists its replica as 'wait_bgsave' for its first ``pending`` looks, then 'online', and
+    refuses FAILOVER TO a replica that is not online (as Redis does)."""
+
+    def __init__(self, replica: FakeServer, pending: int) -> None:
+        super().__init__(offset=100)
+        self.replica, self.pending = replica, pending
+        self.failover_state = "no-failover"
+
+    def info(self, section: str) -> dict[str, t.Any]:
+        out = super().info(section)
+        if section == "replication" and self.role == "master":
+            state = "online" if self.pending <= 0 else "wait_bgsave"
+            self.pending -= 1
+            out["slave0"] = {"ip": "10.0.0.2", "port": 6380, "state": state, "offset": self.offset, "lag": 0}
+            out["master_failover_state"] = self.failover_state
+        return out
+
+    def execute_command(self, *args: t.Any) -> bytes:
+        if str(args[0]).upper() == "FAILOVER" and str(args[1]).upper() == "TO":
+            if self.pending > 0:
+                raise redis.ResponseError("FAILOVER target replica is not online.")
+            self.role, self.master, self.upstream = "slave", ("10.0.0.2", 6380), self.replica
+            self.replica.role, self.replica.master, self.replica.upstream = "master", None, None
+            return b"OK"
+        return super().execute_command(*args)
+
+
+def test_failover_waits_until_the_source_lists_the_target_online():
+    """Before: FAILOVER TO was sent as soon as the target had caught up and Redis refused it
+    ('FAILOVER target replica is not online') when the source had not yet had the target's first ACK."""
+    tgt = FakeServer(role="slave")
+    tgt.master = ("10.0.0.1", 6379)
+    src = FailoverSource(tgt, pending=3)
+    tgt.upstream = src
+    clock = Clock()
+    out = _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover=True), ("10.0.0.2", 6380), clock,
+                         clock.sleep)
+    assert out["method"] == "failover" and tgt.role == "master" and src.role == "slave"
+
+
+def test_failover_to_a_replica_never_online_promotes_nothing():
+    tgt = FakeServer(role="slave")
+    tgt.master = ("10.0.0.1", 6379)
+    src = FailoverSource(tgt, pending=10**9)
+    clock = Clock()
+    with pytest.raises(_redis.RedisMigrateError, match=r"not online.*nothing was promoted"):
+        _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover=True, cutover_timeout=2),
+                       ("10.0.0.2", 6380), clock, clock.sleep)
+    assert tgt.role == "slave" and src.role == "master" and clock() >= 2
