@@ -11,7 +11,7 @@ p90 over ``--rounds`` (>= 5):
 
 Goal: module p90 <= 1.1 x baseline p90 at each size; peak RSS flat (the same on both sizes, < 100 MB).
 
-Figures go to benchmarks/results.json (``_harness.record`` when present, else a local merge that keeps
+Figures go to benchmarks/results.json (``_harness.record``, a merge that keeps
 every other benchmark's keys). Run: ``.venv/bin/python benchmarks/bench_qdrant_snapshot.py`` (about 2 minutes;
 ``--sizes-mib 256`` for a quick run; ``--collections DIR --name qdrant_snapshot_before`` measures another
 copy of the collection, e.g. ``git archive`` of an older commit).
@@ -65,24 +65,7 @@ http {{
 }}
 """
 
-try:
-    from _harness import record  # type: ignore[import-not-found]  # shared harness, when merged
-except ImportError:  # pragma: no cover - until benchmarks/_harness.py exists
-
-    def record(name: str, data: dict[str, t.Any]) -> None:
-        """Merge ``{name: data}`` into benchmarks/results.json, keeping every other key."""
-        path = os.path.join(HERE, "results.json")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                results = json.load(handle)
-        except (OSError, ValueError):
-            results = {}
-        results[name] = data
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
+from _harness import record  # noqa: E402 - benchmarks/_harness.py: merges into results.json
 
 
 def p90(values: list[float]) -> float:

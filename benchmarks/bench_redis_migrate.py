@@ -21,7 +21,7 @@ Then once per size: the module with ``mode=verify`` (default ``batch_size``; ful
 (``longest_block_ms``); with ``--verify-batches`` a list of batch sizes is measured too (the block grows
 with the batch).
 
-Figures go to benchmarks/results.json (``_harness.record`` when present, else a local merge that keeps
+Figures go to benchmarks/results.json (``_harness.record``, a merge that keeps
 every other benchmark's keys). Run: ``nice -n 10 .venv/bin/python benchmarks/bench_redis_migrate.py``
 (about 2 minutes; ``--keys 100000`` for a quick run; ``--collections DIR --name redis_migrate_before`` measures
 another copy of the collection, e.g. ``git archive`` of an older commit, for a before/after in one sitting).
@@ -52,24 +52,7 @@ COLLECTIONS = os.path.join(ROOT, ".ansible", "collections")  # --collections: an
 EXTRA = ["--repl-diskless-sync-delay", "0"]
 GOAL = 1.10
 
-try:
-    from _harness import record  # type: ignore[import-not-found]  # shared harness, when merged
-except ImportError:  # pragma: no cover - until benchmarks/_harness.py exists
-
-    def record(name: str, data: dict[str, t.Any]) -> None:
-        """Merge ``{name: data}`` into benchmarks/results.json, keeping every other key."""
-        path = os.path.join(HERE, "results.json")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                results = json.load(handle)
-        except (OSError, ValueError):
-            results = {}
-        results[name] = data
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
+from _harness import record  # noqa: E402 - benchmarks/_harness.py: merges into results.json
 
 
 def p90(values: list[float]) -> float:
