@@ -84,8 +84,8 @@ def main() -> None:
                         raise SystemExit(f"sequential read {read} points, expected {2 * n}")
 
                 def subject(collection=collection, src=src, tgt=tgt) -> None:
-                    result = _qdrant.compare(src, tgt, _qdrant.CompareOptions(collection=collection,
-                                                                               batch_size=opts.batch))
+                    options = _qdrant.CompareOptions(collection=collection, batch_size=opts.batch)
+                    result = _qdrant.compare(src, tgt, options)
                     if not result["equal"]:
                         raise SystemExit(f"compare found a difference: {result['msg']}")
 

@@ -270,7 +270,7 @@ def main() -> None:
         for text in fig["info_lines"]:
             print(text)
     record(opts.name, {"sizes": all_figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                             "passed": all(f["passed"] for f in all_figures.values())})
+                       "passed": all(f["passed"] for f in all_figures.values())})
 
 
 if __name__ == "__main__":

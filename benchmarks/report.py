@@ -21,6 +21,7 @@ HEAD = ("benchmark", "size", "baseline", "subject", "ratio", "growth", "goal", "
 
 def rows(results: dict) -> list[tuple[str, ...]]:
     out = []
+
     def order(key: str) -> tuple:
         row = results[key] if isinstance(results[key], dict) else {}
         return (str(row.get("name", key)), row.get("size") if isinstance(row.get("size"), int) else 0, key)

@@ -416,8 +416,8 @@ def node_problems(pod: dict[str, t.Any], node: dict[str, t.Any], labels: dict[st
     for key, value in selector.items():
         have = labels.get(str(key))
         if have != str(value):
-            problems.append(f"nodeSelector {key}={value}: " + (f"the node's {key}={have}" if have is not None
-                                                                 else f"the node has no label {key}"))
+            found = f"the node's {key}={have}" if have is not None else f"the node has no label {key}"
+            problems.append(f"nodeSelector {key}={value}: {found}")
     why = _affinity_problem(pod, node, labels, where)
     if why:
         problems.append(why)
