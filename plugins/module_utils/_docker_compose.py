@@ -50,12 +50,12 @@ def client(docker_host: str | None = None, timeout: int = 60) -> t.Any:
             cli = docker.from_env(timeout=timeout)
         cli.ping()
         return cli
-    except DockerException as exc:
-        where = docker_host or "DOCKER_HOST/default socket"
-        raise ComposeInfoError(f"cannot reach the Docker engine at {where}: {exc}") from exc
     except ValueError as exc:  # docker-py's parse_host: '::bad::', 'tcp://h:99999', '[1]', an unclosed IPv6 bracket
         where = "option 'docker_host'" if docker_host else "DOCKER_HOST"
         raise ComposeInfoError(f"{where} is not a valid Docker host URL: {exc}") from exc
+    except DockerException as exc:
+        where = docker_host or "DOCKER_HOST/default socket"
+        raise ComposeInfoError(f"cannot reach the Docker engine at {where}: {exc}") from exc
 
 
 def dir_size(path: str) -> int | None:

@@ -115,8 +115,8 @@ def plan_node(spec: t.Any, index: int = 0) -> dict[str, t.Any]:
     for i, given in enumerate(taints):
         taint = given
         if isinstance(given, str):  # key=value:Effect, as kubectl taint and K3s node-taint write it
-            head, _, effect = given.rpartition(":")
-            key, _, value = head.partition("=")
+            head, _sep, effect = given.rpartition(":")
+            key, _sep, value = head.partition("=")
             taint = {"key": key, "value": value, "effect": effect}
         if not isinstance(taint, dict) or not taint.get("key"):
             raise ScheduleError(f"{where}: taints[{i}] must be key=value:Effect or a mapping with key and effect")
@@ -499,7 +499,7 @@ def check(docs: t.Iterable[tuple[str, t.Any]], nodes: list[dict[str, t.Any]], sc
                 if w["requests"]:
                     placed_on[n["name"]].append(w["name"])
             continue
-        for _ in range(w["pods"]):
+        for _pod in range(w["pods"]):
             chosen = None
             why_not = []
             for n in nodes:

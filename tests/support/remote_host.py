@@ -47,7 +47,7 @@ def remote_host(prefix: str = "ledgertest", mounts: dict[str, dict[str, str]] | 
     try:
         deadline = time.monotonic() + 60
         while True:
-            code, _ = container.exec_run([python, "-c", "import docker, requests"])
+            code, _out = container.exec_run([python, "-c", "import docker, requests"])
             if code == 0:
                 break
             if time.monotonic() > deadline:

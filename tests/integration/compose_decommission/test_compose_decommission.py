@@ -416,7 +416,7 @@ def test_backups_are_recorded_in_the_controller_ledger_when_the_compose_host_is_
     assert code == 0 and out.split()[0] == record["sha256"]
     # nothing wrote a ledger (or its lock) on the Compose host
     for path in (str(ledger), f"{ledger}.lock"):
-        code, _ = run_in(host, ["test", "-e", path])
+        code, _out = run_in(host, ["test", "-e", path])
         assert code == 1, f"{path} exists on the Compose host"
     code, out = run_in(host, ["find", "/", "-xdev", "-name", "ledger.json*"])
     assert out.strip() == "", out

@@ -34,7 +34,7 @@ def sha256(path) -> str:
 
 
 def files_under(root) -> set[str]:
-    return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs}
+    return {os.path.relpath(os.path.join(d, f), root) for d, _dirs, fs in os.walk(root) for f in fs}
 
 
 def backup(tree, tmp_path, capsys, recorded, **extra):

@@ -61,7 +61,7 @@ def test_temporary_name_is_random_and_in_the_same_directory(tmp_path):
         assert os.path.dirname(handle.name) == str(tmp_path)
         assert set(_listing(tmp_path)) - {"ledger.json"} == {names[-1]}
 
-    for _ in range(2):
+    for _run in range(2):
         _files.atomic_write(str(tmp_path / "ledger.json"), writer)
     assert names[0] != names[1]
     assert all(n.startswith(".ledger.json.") and n not in {".ledger.json.tmp", "ledger.json.tmp"} for n in names)

@@ -155,7 +155,7 @@ def _wait(pid: int, timeout: float) -> int | None:
     """The child's exit status, or None when it is still running after ``timeout`` seconds (then it is killed)."""
     pidfd = os.pidfd_open(pid)
     try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
+        ready, _wlist, _xlist = select.select([pidfd], [], [], timeout)
     finally:
         os.close(pidfd)
     if not ready:
@@ -163,7 +163,7 @@ def _wait(pid: int, timeout: float) -> int | None:
             os.killpg(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         return None
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     with contextlib.suppress(ProcessLookupError, PermissionError):  # whatever the module started and left behind
         os.killpg(pid, signal.SIGKILL)
     return os.waitstatus_to_exitcode(status)

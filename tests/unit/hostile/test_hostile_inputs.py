@@ -324,7 +324,7 @@ def run_cases(name: str, all_cases: list[tuple[str, dict[str, t.Any]]], files: F
     env.update({"HOME": str(files.home), "TMPDIR": str(files.tmpdir), "DOCKER_HOST": NO_DOCKER, "NO_PROXY": "*",
                 "PYTHONPATH": str(ROOT / ".ansible" / "collections"), "LC_ALL": "C.UTF-8"})
     request = {"module": name, "timeout": CASE_TIMEOUT, "deadline": MODULE_DEADLINE,
-               "cases": [{"args": args, "cwd": str(files.cwd)} for _, args in all_cases]}
+               "cases": [{"args": args, "cwd": str(files.cwd)} for _label, args in all_cases]}
     proc = subprocess.run([sys.executable, str(RUNNER)], input=json.dumps(request), capture_output=True, text=True,
                           env=env, cwd=str(files.cwd), timeout=MODULE_DEADLINE + 2 * CASE_TIMEOUT + 30, check=False)
     assert proc.returncode == 0, f"runner for {name} failed:\n{proc.stderr[-5000:]}"
@@ -345,7 +345,7 @@ def test_module_survives_hostile_values(name: str, tmp_path: Path, capsys: pytes
     all_cases = cases(name, files)
     results = run_cases(name, all_cases, files)
     bad = [f"  {label}: {res['status']}\n    " + res["detail"].strip().replace("\n", "\n    ")
-           for (label, _), res in zip(all_cases, results, strict=True) if res["status"] != "ok"]
+           for (label, _args), res in zip(all_cases, results, strict=True) if res["status"] != "ok"]
     say(capsys, f"hostile inputs: {name}: {len(all_cases)} cases, {len(bad)} crashed or hung, "
                 f"{sum(r['seconds'] for r in results):.1f}s")
     assert not bad, f"{name}: {len(bad)} of {len(all_cases)} hostile cases crashed or hung:\n" + "\n".join(bad)

@@ -79,7 +79,7 @@ def test_same_first_error_as_kubernetes_validate(version):
 
 def test_kind_without_schema_is_still_a_warning_and_cached(loads):
     doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    for _ in range(3):
+    for _run in range(3):
         expected = ([], ["Widget w: no schema for example.com/v1/Widget (not validated)"])
         assert kv.validate_document(doc, kv.Schemas()) == expected
     assert loads == ["widget-example-v1.json"]

@@ -225,7 +225,7 @@ def test_the_flusher_syncs_every_window_while_writing_and_keeps_at_most_two_wind
     flusher = _qdrant._Flusher(-1, 4 << 20, sync=disk)
     box.append(flusher)
     behind = []
-    for _ in range(64):  # 64 MiB in 1 MiB writes
+    for _mib in range(64):  # 64 MiB in 1 MiB writes
         flusher.wrote(1 << 20)
         behind.append(flusher.written - flusher.flushed)
     flusher.close()
@@ -241,7 +241,7 @@ def test_a_failing_flush_is_raised_to_the_writer():
     flusher = _qdrant._Flusher(-1, 1 << 20, sync=_Disk(box, fail_after=1))
     box.append(flusher)
     with pytest.raises(OSError, match="No space left"):
-        for _ in range(64):
+        for _mib in range(64):
             flusher.wrote(1 << 20)
         flusher.close()
 
