@@ -16,8 +16,10 @@ def test_config_yaml_from_dict(host):
     f = host.file("/etc/rancher/k3s/config.yaml")
     assert f.mode == 0o600 and f.user == "root"
     cfg = yaml.safe_load(f.content_string)
+    # the user's node-label first, then the label the device plugin's DaemonSet and the GPU pods select (a GPU was
+    # found: the recorded A10 output), so they can schedule on this node
     assert cfg == {"token-file": "/etc/rancher/k3s/token", "write-kubeconfig-mode": "0600",
-                   "node-label": ["sophia.ai/gpu=true"], "disable": ["traefik"]}
+                   "node-label": ["sophia.ai/gpu=true", "nvidia.com/gpu.present=true"], "disable": ["traefik"]}
 
 
 def test_token_file_private_and_not_in_unit(host):
