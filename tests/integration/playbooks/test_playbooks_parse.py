@@ -15,7 +15,7 @@ ENV = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg")}
 PLAYBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "playbooks", "*.yml")))
 
 
-@pytest.mark.parametrize("inventory", ["inventories/lab", "inventories/production"])
+@pytest.mark.parametrize("inventory", ["inventories/lab", "inventories/production", "inventories/staging"])
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
 def test_syntax_check(playbook, inventory):
     proc = subprocess.run(
