@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 mkdir -p tests/output
+# figures the tests measure (shared settings, corpus shares...): one line each, printed at the end
+rm -rf tests/output/figures
 passed=0; failed=0; failures=()
 start_all=$(date +%s)
 
@@ -65,6 +67,9 @@ for scenario in $(ls molecule); do
 done
 
 echo
+if compgen -G "tests/output/figures/*.txt" >/dev/null; then
+  echo "figures:"; sed 's/^/  /' tests/output/figures/*.txt
+fi
 echo "total time: $(( $(date +%s) - start_all ))s"
 [ ${#skipped[@]} -eq 0 ] || echo "not run (need what this machine lacks): ${skipped[*]}"
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]} (logs in tests/output/)"
