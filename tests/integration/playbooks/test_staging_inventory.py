@@ -120,7 +120,8 @@ def test_only_listed_settings_differ_and_most_are_shared(inventories):
                 shared += same
             if not same and key not in keys:
                 unlisted.append(f"{host}: {key}")
-    assert not unlisted, "settings that differ from production without being in group_vars/staging.yml: " + ", ".join(unlisted)
+    assert not unlisted, ("settings that differ from production without being in group_vars/staging.yml: "
+                          + ", ".join(unlisted))
     ratio = shared / total
     line = (f"staging settings: {shared}/{total} of production's host settings rehearsed unchanged ({ratio:.0%}); "
             f"{len(keys)} overrides, each with its reason, in inventories/staging/group_vars/staging.yml")

@@ -1,0 +1,347 @@
+# Copyright (c) sophia.migrate contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Structural edits of an nginx configuration tree: point the locations that route given paths at new targets.
+
+The tree is the main file plus every file its ``include`` directives name (globs, relative to the main file's
+directory as nginx resolves them against its prefix, or absolute through a path map). Each directive keeps the
+byte span of its text, so an edit replaces exactly the ``proxy_pass`` target (and adds one ``set`` line before it)
+and leaves every other byte of every file as it was: comments, layout, other servers. Only files with a change
+are written.
+
+Editing a location keeps the URI semantics: only the scheme and the address of ``proxy_pass`` change, the URI part
+stays (``proxy_pass http://ctx_up/;`` becomes ``proxy_pass http://127.0.0.1:9103/;``, which strips the location
+prefix exactly as before), so the new target receives the path the old one received.
+"""
+
+from __future__ import annotations
+
+import glob
+import http.client
+import os
+import re
+import socket
+import ssl
+import typing as t
+import urllib.parse
+
+# the record of where a location pointed before its first edit (read back by nginx_routes)
+RECORD = "$sophia_migrate_compose_upstream"
+_STOCK = {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params", "koi-utf", "koi-win",
+          "win-utf"}
+
+
+class EdgeError(Exception):
+    """A configuration that cannot be read or edited safely; the message names the file, line and route."""
+
+
+class Node(t.NamedTuple):
+    name: str
+    args: list[str]
+    file: str
+    line: int
+    start: int  # offset of the directive's first character in its file
+    end: int  # offset just after its ';' (or its block's '}')
+    arg_spans: list[tuple[int, int]]
+    block: list[Node] | None
+
+
+def _tokens(text: str, file: str) -> t.Iterator[tuple[str, int, int, int, bool]]:
+    """(token, line, start, end, quoted); ``{``, ``}`` and ``;`` are tokens of their own."""
+    i, line, n = 0, 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c.isspace():
+            i += 1
+        elif c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif c in "{};":
+            yield c, line, i, i + 1, False
+            i += 1
+        elif c in "\"'":
+            start, first = i, line
+            i += 1
+            while i < n and text[i] != c:
+                if text[i] == "\n":
+                    line += 1
+                i += 2 if text[i] == "\\" else 1
+            if i >= n:
+                raise EdgeError(f"{file}:{first}: unterminated quoted string")
+            i += 1
+            yield text[start + 1 : i - 1], first, start, i, True
+        else:
+            start, depth = i, 0
+            while i < n:
+                ch = text[i]
+                if ch == "{" and i > start and text[i - 1] == "$":
+                    depth += 1
+                elif ch == "}" and depth:
+                    depth -= 1
+                elif ch.isspace() or ch in ";{}":
+                    break
+                i += 1
+            yield text[start:i], line, start, i, False
+
+
+def parse(text: str, file: str) -> list[Node]:
+    tokens = list(_tokens(text, file))
+    pos = 0
+
+    def block(depth: int) -> list[Node]:
+        nonlocal pos
+        out: list[Node] = []
+        while pos < len(tokens):
+            tok, line, start, _end, quoted = tokens[pos]
+            if tok == "}" and not quoted:
+                if not depth:
+                    raise EdgeError(f"{file}:{line}: unexpected '}}'")
+                pos += 1
+                return out
+            if tok in "{;" and not quoted:
+                raise EdgeError(f"{file}:{line}: unexpected '{tok}'")
+            args, spans = [], []
+            pos += 1
+            while pos < len(tokens) and (tokens[pos][4] or tokens[pos][0] not in "{};"):
+                args.append(tokens[pos][0])
+                spans.append((tokens[pos][2], tokens[pos][3]))
+                pos += 1
+            if pos >= len(tokens) or tokens[pos][0] == "}":
+                raise EdgeError(f"{file}:{line}: directive '{tok}' is not terminated by ';' or '{{'")
+            closer = tokens[pos][0]
+            pos += 1
+            if closer == ";":
+                out.append(Node(tok, args, file, line, start, tokens[pos - 1][3], spans, None))
+            else:
+                inner = block(depth + 1)
+                out.append(Node(tok, args, file, line, start, tokens[pos - 1][3], spans, inner))
+        if depth:
+            raise EdgeError(f"{file}: unexpected end of file, a '{{' block is not closed")
+        return out
+
+    return block(0)
+
+
+class Tree:
+    """The configuration files of one nginx: their texts and parsed directives, includes followed."""
+
+    def __init__(self, main: str, path_map: dict[str, str] | None = None) -> None:
+        self.main = os.path.abspath(main)
+        self.root = os.path.dirname(self.main)
+        self.path_map = sorted((path_map or {}).items(), key=lambda kv: -len(kv[0]))
+        self.texts: dict[str, str] = {}
+        self.modes: dict[str, int] = {}
+        self.top = self._load(self.main, ())
+
+    def _host_path(self, path: str) -> str:
+        if not os.path.isabs(path):
+            return os.path.join(self.root, path)
+        for prefix, local in self.path_map:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return os.path.join(local, os.path.relpath(path, prefix))
+        return path
+
+    def _load(self, path: str, seen: tuple[str, ...]) -> list[Node]:
+        if path in seen:
+            raise EdgeError(f"{path}: include loop ({' -> '.join((*seen, path))})")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            self.modes[path] = os.stat(path).st_mode & 0o7777
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EdgeError(f"{path}: cannot read: {exc}") from exc
+        self.texts[path] = text
+        return self._expand(parse(text, path), (*seen, path))
+
+    def _expand(self, nodes: list[Node], seen: tuple[str, ...]) -> list[Node]:
+        out: list[Node] = []
+        for node in nodes:
+            if node.name == "include" and node.block is None and len(node.args) == 1:
+                if os.path.basename(node.args[0]) in _STOCK:
+                    continue
+                pattern = self._host_path(node.args[0])
+                matches = sorted(glob.glob(pattern))
+                if not matches and not glob.has_magic(pattern):
+                    raise EdgeError(f"{node.file}:{node.line}: include {node.args[0]}: no such file ({pattern}); "
+                                    "map the container's paths to the host's with path_map")
+                for match in matches:
+                    out.extend(self._load(os.path.abspath(match), seen))
+            elif node.block is not None:
+                out.append(node._replace(block=self._expand(node.block, seen)))
+            else:
+                out.append(node)
+        return out
+
+    def locations(self) -> t.Iterator[tuple[list[str], Node]]:
+        """(server names, location) for every location of every http server, nested locations included."""
+
+        def walk(nodes: list[Node], names: list[str]) -> t.Iterator[tuple[list[str], Node]]:
+            for node in nodes:
+                if node.name == "location" and node.block is not None:
+                    yield names, node
+                    yield from walk(node.block, names)
+
+        for context in (n for n in self.top if n.name == "http" and n.block is not None):
+            for server in (n for n in context.block if n.name == "server" and n.block is not None):
+                names = [a for n in server.block if n.name == "server_name" for a in n.args]
+                yield from walk(server.block, names)
+
+
+def location_text(node: Node) -> str:
+    return " ".join(node.args)
+
+
+def matches(route: dict[str, t.Any], names: list[str], node: Node) -> bool:
+    if route.get("host") and route["host"] not in names:
+        return False
+    if route.get("location"):
+        return location_text(node) == route["location"].strip()
+    args = node.args
+    modifier, path = (args[0], args[1]) if len(args) == 2 else ("", args[0] if args else "")
+    if modifier not in ("", "^~", "="):
+        return False
+    return path.rstrip("/") == route["path"].rstrip("/") or (path == "/" and route["path"] == "/")
+
+
+_TARGET = re.compile(r"^(?P<scheme>https?)://(?P<address>[^/]+)(?P<uri>/.*)?$")
+
+
+def _target(node: Node, directive: Node, route: str) -> re.Match[str]:
+    value = directive.args[0] if len(directive.args) == 1 else ""
+    where = f"{directive.file}:{directive.line}"
+    if "$" in value:
+        raise EdgeError(f"route {route}: {where}: proxy_pass {value} uses a variable; point the location at a "
+                        "fixed upstream first")
+    found = _TARGET.match(value)
+    if not found or found["address"].startswith("unix:"):
+        raise EdgeError(f"route {route}: {where}: proxy_pass target {value!r} is not an http(s) address this "
+                        "role can re-point")
+    return found
+
+
+class Edit(t.NamedTuple):
+    route: str
+    file: str
+    line: int
+    location: str
+    before: str
+    after: str
+
+
+def plan(tree: Tree, routes: list[dict[str, t.Any]]) -> list[Edit]:
+    """One edit per route (unchanged ones have before == after); refuses a route found zero or several times."""
+    found: dict[str, list[tuple[list[str], Node]]] = {r["name"]: [] for r in routes}
+    every = list(tree.locations())
+    for route in routes:
+        # a location that matches but proxies nowhere (`location / { return 301 https://...; }` of the port-80
+        # server) routes nothing: only the one that proxies is the route's
+        found[route["name"]] = [(names, node) for names, node in every if matches(route, names, node)
+                                and any(d.name == "proxy_pass" for d in node.block)]
+    edits = []
+    for route in routes:
+        places = found[route["name"]]
+        want = f"location {route.get('location') or route['path']}"
+        want += f" in server {route['host']}" if route.get("host") else ""
+        if len(places) != 1:
+            where = ", ".join(f"{n.file}:{n.line}" for _, n in places) or "none"
+            raise EdgeError(f"route {route['name']}: {want} with a proxy_pass must be found exactly once; found "
+                            f"{len(places)} ({where}) in {', '.join(sorted(tree.texts))}")
+        node = places[0][1]
+        passes = [d for d in node.block if d.name == "proxy_pass"]
+        if len(passes) > 1:
+            raise EdgeError(f"route {route['name']}: {node.file}:{node.line}: location {location_text(node)} has "
+                            f"{len(passes)} proxy_pass directives; exactly one is needed")
+        target = _target(node, passes[0], route["name"])
+        after = f"http://{route['splitter']}{target['uri'] or ''}"
+        edits.append(Edit(route["name"], node.file, passes[0].line, location_text(node), passes[0].args[0], after))
+    return edits
+
+
+def apply(tree: Tree, routes: list[dict[str, t.Any]], edits: list[Edit]) -> dict[str, str]:
+    """The new text of every file an edit changes (others untouched)."""
+    by_name = {r["name"]: r for r in routes}
+    splices: dict[str, list[tuple[int, int, str]]] = {}
+    every = list(tree.locations())
+    for edit in edits:
+        if edit.before == edit.after:
+            continue
+        node = next(n for names, n in every if matches(by_name[edit.route], names, n)
+                    and any(d.name == "proxy_pass" for d in n.block))
+        directive = next(d for d in node.block if d.name == "proxy_pass")
+        text = tree.texts[directive.file]
+        recorded = any(d.name == "set" and d.args[:1] == [RECORD] for d in node.block)
+        start, end = directive.arg_spans[0]
+        new = edit.after
+        if not recorded:
+            line_start = text.rfind("\n", 0, directive.start) + 1
+            indent = text[line_start : directive.start]
+            indent = indent if not indent.strip() else " " * len(indent)
+            prefix = f"set {RECORD} {edit.before};\n{indent}"
+            splices.setdefault(directive.file, []).append((directive.start, directive.start, prefix))
+        splices.setdefault(directive.file, []).append((start, end, new))
+    out = {}
+    for path, parts in splices.items():
+        text = tree.texts[path]
+        for start, end, new in sorted(parts, key=lambda p: (p[0], p[1]), reverse=True):
+            text = text[:start] + new + text[end:]
+        out[path] = text
+    return out
+
+
+_SPLITTER = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")
+
+
+def check_splitter(route: dict[str, t.Any]) -> None:
+    value = route.get("splitter") or ""
+    if not _SPLITTER.match(value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+        raise EdgeError(f"route {route['name']}: splitter {value!r} is not HOST:PORT")
+
+
+def check_base_url(base: str) -> None:
+    """The edge's base URL: http(s)://HOST[:PORT] with nothing after it (the route's path is added)."""
+    try:
+        parts = urllib.parse.urlsplit(base)
+        port = parts.port
+    except ValueError as exc:
+        raise EdgeError(f"verify_url {base[:200]!r} is not a URL: {exc}") from exc
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query
+            or parts.fragment or parts.username or any(ord(c) < 33 for c in base) or (port is not None and port < 1)):
+        raise EdgeError(f"verify_url {base[:200]!r} must be http(s)://HOST[:PORT], nothing after it")
+
+
+def through_edge(base: str, host: str | None, path: str, header: str, ca_path: str | None, validate_certs: bool,
+                 timeout: float) -> tuple[str, str]:
+    """(value of ``header``, problem) for a GET of ``path`` through the edge at ``base``, sent with the route's host
+    as Host header and TLS server name (the certificate is checked against that name, not the address)."""
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "", f"verify_url {base!r} is not an http(s) URL"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    name = host or parts.hostname
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=ca_path) if validate_certs else ssl._create_unverified_context()  # noqa: S323
+        conn: http.client.HTTPConnection = _SniConnection(parts.hostname, port, name, context, timeout)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": name, "User-Agent": "sophia.migrate nginx_edge"})
+        response = conn.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return "", f"no answer from {base}: {exc}"
+    finally:
+        conn.close()
+    value = response.getheader(header) or ""
+    return value, "" if value else f"answered {response.status} without the {header} header (not through the splitter)"
+
+
+class _SniConnection(http.client.HTTPSConnection):
+    def __init__(self, address: str, port: int, name: str, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(address, port, timeout=timeout, context=context)
+        self._name, self._context = name, context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self._name)
