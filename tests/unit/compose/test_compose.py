@@ -53,7 +53,7 @@ def _by(out, service, kind, name=None):
 
 def _pod(out, service):
     kinds = {d["kind"]: d for d in out["objects"][service]}
-    return (kinds.get("Deployment") or kinds["StatefulSet"])["spec"]["template"]["spec"]
+    return (kinds.get("Deployment") or kinds.get("Job") or kinds["StatefulSet"])["spec"]["template"]["spec"]
 
 
 @pytest.mark.parametrize("path", [*CORPUS, SOPHIA, SPEC], ids=os.path.basename)
@@ -245,8 +245,10 @@ def test_compose_spec_features():
     cache = _pod(out, "cache")["containers"][0]
     assert cache["resources"]["limits"] == {"cpu": "250m", "memory": "512Mi"}
     listed = {(u["service"], u["field"]) for u in out["unsupported"]}
-    assert listed >= {("db", "sysctls"), ("db", "ulimits"), ("web", "deploy.placement")}
-    assert any("restart 'no'" in w for w in out["warnings"])
+    assert listed >= {("db", "sysctls"), ("db", "ulimits")}
+    # placement constraints are node affinity, restart "no" a Job (tests below in detail)
+    assert _pod(out, "web")["affinity"]["nodeAffinity"]
+    assert out["services"]["migrate"]["kind"] == "Job"
 
 
 def test_urls_with_passwords_are_secret_without_being_listed():
