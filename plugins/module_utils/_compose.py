@@ -337,6 +337,8 @@ def _load_file(path: str, env: dict[str, str], stack: tuple[str, ...]) -> dict[s
         for section in _INCLUDED:
             if not part.get(section):
                 continue
+            if not isinstance(part[section], dict) or not isinstance(data.get(section) or {}, dict):
+                raise ComposeError(f"{here}: '{section}' must be a mapping in {path} and in the included file")
             mine = data[section] = dict(data.get(section) or {})
             for name, value in part[section].items():
                 if name in mine:
@@ -1287,6 +1289,9 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     placement = deploy.get("placement") or {}
     if not isinstance(placement, dict):
         raise ComposeError(f"{where}: deploy.placement: must be a mapping")
+    for key in ("constraints", "preferences"):
+        if not isinstance(placement.get(key) or [], list):
+            raise ComposeError(f"{where}: deploy.placement.{key}: must be a list")
     affinity, placement_notes = _compose_extras.placement_affinity(placement)
     for field, text in placement_notes:
         ctx.note(name, field, text)
@@ -1386,7 +1391,7 @@ def _restart(name: str, svc: dict[str, t.Any], ports: list[dict[str, t.Any]],
     condition = policy.get("condition")
     restart = str(condition if condition is not None else svc.get("restart") if svc.get("restart") is not None
                   else "")
-    if svc.get("restart") is False:  # an unquoted no in YAML 1.1
+    if svc.get("restart") is False and condition is None:  # an unquoted no in YAML 1.1
         restart = "no"
     for key in sorted(set(policy) - {"condition", "max_attempts"}):
         ctx.note(name, f"deploy.restart_policy.{key}", "not carried (the kubelet's back-off applies)")
@@ -1438,8 +1443,8 @@ def _mount_options(name: str, e: dict[str, t.Any], mount: dict[str, t.Any], cont
     if volume.get("subpath"):
         mount["subPath"] = str(volume["subpath"]).strip("/")
     if volume.get("nocopy") or "nocopy" in e["mode"]:
-        ctx.note(name, f"{field}.nocopy", "Kubernetes never copies image content into a volume (nocopy is its "
-                                         "only behaviour)")
+        ctx.note(name, f"{field}.nocopy",
+                 "Kubernetes never copies image content into a volume (nocopy is its only behaviour)")
     for key in sorted(set(volume) - {"subpath", "nocopy"}):
         ctx.note(name, f"{field}.volume.{key}", "not carried")
     propagation = bind.get("propagation") or next((m for m in e["mode"] if m in _compose_extras.PROPAGATION), None)
@@ -1518,6 +1523,8 @@ def _network_policies(services: dict[str, t.Any], selected: list[str], ctx: _Ctx
         for net in _svc_networks(name, services[name]):
             members.setdefault(net, []).append(name)
     top = ctx.project.get("networks") or {}
+    if not isinstance(top, dict):
+        raise ComposeError("networks: the top-level 'networks' must be a mapping")
     out: dict[str, list[dict[str, t.Any]]] = {}
     for net, names in sorted(members.items()):
         decl = top.get(net) or {}

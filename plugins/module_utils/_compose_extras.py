@@ -252,7 +252,7 @@ def check_objects(docs: list[dict[str, t.Any]]) -> list[str]:
         pod = ((spec.get("jobTemplate") or {}).get("spec", spec).get("template") or {}).get("spec")
         if pod:
             problems += _check_pod(where, pod)
-        for port in spec.get("ports") or [] if kind == "Service" else []:
+        for port in (spec.get("ports") or []) if kind == "Service" else []:
             if port.get("name") and not PORT_NAME.match(port["name"]):
                 problems.append(f"{where}: port name {port['name']!r} is not a valid IANA service name")
     return problems

@@ -371,8 +371,8 @@ def test_networks_become_network_policies_on_request(tmp_path):
     assert sorted(policies) == ["shop-net-back", "shop-net-default", "shop-net-front", "web-published"]
     front = policies["shop-net-front"]["spec"]
     selector = {"matchLabels": {"network.sophia.migrate/front": "true"}}
-    assert front == {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector":
-                                                                                                  selector}]}]}
+    assert front == {"podSelector": selector, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": selector}]}]}
     labels = {s: _kind(out, s, "Deployment")["spec"]["template"]["metadata"]["labels"] for s in out["services"]}
     assert labels["api"]["network.sophia.migrate/front"] == labels["api"]["network.sophia.migrate/back"] == "true"
     assert "network.sophia.migrate/front" not in labels["db"]
@@ -394,3 +394,29 @@ def test_module_writes_network_policies(tmp_path, capsys):
     assert not result.get("failed")
     assert "kind: NetworkPolicy" in (tmp_path / "out" / "api.yaml").read_text()
     assert os.path.exists(result["files"]["db"])
+
+
+# ----------------------------------------------------------------------------- malformed new constructs
+
+@pytest.mark.parametrize("text,message", [
+    ("include: 5\nservices: {a: {image: x}}\n", r"include: must be a list"),
+    ("include: [{}]\nservices: {a: {image: x}}\n", r"include\[0\]: needs a path"),
+    ("services: {a: {image: x, deploy: {placement: {constraints: 'node.role == manager'}}}}\n",
+     r"service a: deploy.placement.constraints: must be a list"),
+    ("services: {a: {image: x, deploy: {restart_policy: {condition: on-failure, max_attempts: x}}}}\n",
+     r"service a: deploy.restart_policy.max_attempts: must be a non-negative integer"),
+    ("services: {a: {image: x, volumes: [{type: volume, source: v, target: /a, volume: 5}]}}\nvolumes: {v: {}}\n",
+     r"service a: volumes\[0\]: volume: must be a mapping"),
+    ("services: {a: {image: x, tmpfs: ['/run:size=huge']}}\n", r"service a: tmpfs\[0\] size: invalid memory value"),
+    ("services: {a: {image: x, ports: [{target: 80, mode: host, published: 99999}]}}\n",
+     r"hostPort 99999 out of range"),
+    ("services: {a: {image: x, profiles: test}}\n", r"service a: profiles: must be a list"),
+])
+def test_malformed_new_constructs_fail_cleanly(tmp_path, text, message):
+    with pytest.raises(_compose.ComposeError, match=message):
+        _translate(_write(tmp_path, text), profiles=("*",), network_policies=True)
+
+
+def test_unquoted_restart_no_is_a_job(tmp_path):
+    out = _translate(_write(tmp_path, "services: {a: {image: x, restart: no}}\n"))
+    assert out["services"]["a"]["kind"] == "Job"
