@@ -103,8 +103,8 @@ def test_corpus_as_a_new_user_figure(capsys):
     """Every corpus file gives valid manifests or a clean refusal, never a silent empty result; the figure goes to
     tests/output/figures/compose_corpus.txt (printed at the end of make test)."""
     outcomes = {os.path.basename(p): _run_as_a_new_user(p, capsys) for p in CORPUS}
-    good = [n for n, (kind, _) in outcomes.items() if kind in ("valid", "refused")]
-    empty = [n for n, (kind, _) in outcomes.items() if kind == "empty"]
+    good = [n for n, outcome in outcomes.items() if outcome[0] in ("valid", "refused")]
+    empty = [n for n, outcome in outcomes.items() if outcome[0] == "empty"]
     share = 100 * len(good) // len(outcomes)
     line = (f"compose_to_k8s corpus: {len(good)}/{len(outcomes)} files valid or cleanly refused ({share}%), "
             f"{len(empty)} silent empty")
