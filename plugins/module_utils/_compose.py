@@ -24,11 +24,14 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import ipaddress
 import math
 import os
 import re
 import shlex
 import typing as t
+
+from ansible_collections.sophia.migrate.plugins.module_utils import _compose_extras
 
 try:
     import yaml
@@ -89,7 +92,6 @@ _UNSUPPORTED_REASON = {
 
 
 _DEPLOY_REASON = {
-    "placement": "placement constraints/preferences are not translated; use nodeSelector/affinity",
     "update_config": "rollout settings are not translated (Deployment defaults apply)",
     "rollback_config": "rollback settings are not translated",
     "mode": "global mode would be a DaemonSet; not translated",
@@ -125,6 +127,8 @@ def interpolate(value: t.Any, env: dict[str, str], where: str = "") -> t.Any:
         name, op, arg = m.group(1), m.group(2), m.group(3) or ""
         val = env.get(name)
         if op is None:
+            if val is None and isinstance(env, _Env):
+                env.missing.add(name)
             return val if val is not None else ""
         unset_or_empty = val is None or (op.startswith(":") and val == "")
         if op.endswith("-"):
@@ -288,6 +292,62 @@ def _env_files(spec: t.Any, base_dir: str, where: str) -> dict[str, str]:
     return out
 
 
+class _Env(dict):
+    """Interpolation variables that remember the names used without a value (Compose warns and uses a blank)."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.missing: set[str] = set()
+
+
+_INCLUDED = ("services", "volumes", "networks", "secrets", "configs")
+
+
+def _load_file(path: str, env: dict[str, str], stack: tuple[str, ...]) -> dict[str, t.Any]:
+    """One Compose file, interpolated, with ``extends`` and top-level ``include`` resolved (Compose 2.20+: paths are
+    relative to the including file; an included file brings its own resources, and a name both files define is an
+    error, as in Compose)."""
+    raw = _read_yaml(path)
+    data = interpolate({k: v for k, v in raw.items() if not str(k).startswith("x-")}, env)
+    if not isinstance(data.get("services") or {}, dict):
+        raise ComposeError(f"{path}: 'services' must be a mapping")
+    data["services"] = {name: _resolve_extends(name, svc, data, path, env, set())
+                        for name, svc in (data.get("services") or {}).items()}
+    try:
+        includes = _compose_extras.include_entries(data.pop("include", None), path)
+    except ValueError as exc:
+        raise ComposeError(str(exc)) from None
+    for inc in includes:
+        here = f"{path}: include[{inc['index']}]"
+        inc_env = _Env()
+        for env_file in inc["env_file"] or [os.path.join(inc["project_directory"], ".env")]:
+            if os.path.isfile(env_file) or inc["env_file"]:
+                inc_env.update(parse_env_file(env_file, here))
+        inc_env.update(env)
+        part: dict[str, t.Any] = {}
+        for inc_path in inc["paths"]:
+            if os.path.abspath(inc_path) in stack:
+                raise ComposeError(f"{here}: {inc_path} includes itself (circular include)")
+            if not os.path.isfile(inc_path):
+                raise ComposeError(f"{here}: included file {inc_path} not found")
+            part = _merge(part, _load_file(inc_path, inc_env, (*stack, os.path.abspath(inc_path))))
+        if isinstance(env, _Env):
+            env.missing |= inc_env.missing
+        part = _compose_extras.absolutize(part, inc["project_directory"])
+        for section in _INCLUDED:
+            if not part.get(section):
+                continue
+            if not isinstance(part[section], dict) or not isinstance(data.get(section) or {}, dict):
+                raise ComposeError(f"{here}: '{section}' must be a mapping in {path} and in the included file")
+            mine = data[section] = dict(data.get(section) or {})
+            for name, value in part[section].items():
+                if name in mine:
+                    raise ComposeError(f"{here}: {section}.{name} is defined both in {path} and in the included "
+                                       f"{', '.join(inc['paths'])} (Compose refuses this too)")
+                mine[name] = value
+    return data
+
+
 def load_project(files: list[str], project_name: str | None = None, profiles: t.Iterable[str] = (),
                  variables: dict[str, str] | None = None, project_dir: str | None = None) -> dict[str, t.Any]:
     """Read and merge Compose files into a normalised project dict."""
@@ -296,18 +356,14 @@ def load_project(files: list[str], project_name: str | None = None, profiles: t.
     if not files:
         raise ComposeError("no compose file given")
     project_dir = project_dir or os.path.dirname(os.path.abspath(files[0]))
-    env: dict[str, str] = {}
+    env = _Env()
     dot_env = os.path.join(project_dir, ".env")
     if os.path.isfile(dot_env):
         env.update(parse_env_file(dot_env, ".env"))
     env.update(variables or {})
     merged: dict[str, t.Any] = {}
     for path in files:
-        raw = _read_yaml(path)
-        data = interpolate({k: v for k, v in raw.items() if not str(k).startswith("x-")}, env)
-        data["services"] = {name: _resolve_extends(name, svc, data, path, env, set())
-                            for name, svc in (data.get("services") or {}).items()}
-        merged = _merge(merged, data)
+        merged = _merge(merged, _load_file(path, env, (os.path.abspath(path),)))
     if "services" not in merged and files:
         raise ComposeError(f"{files[0]}: no 'services' section")
     services = merged.get("services") or {}
@@ -315,12 +371,16 @@ def load_project(files: list[str], project_name: str | None = None, profiles: t.
         raise ComposeError(f"{files[0]}: 'services' must be a mapping")
     active = set(profiles)
     out_services: dict[str, dict[str, t.Any]] = {}
+    inactive: dict[str, list[str]] = {}
     for name in sorted(services):
         svc = services[name] or {}
         if not isinstance(svc, dict):
             raise ComposeError(f"service {name}: must be a mapping")
         svc_profiles = svc.get("profiles") or []
-        if svc_profiles and not (active & set(svc_profiles)) and "*" not in active:
+        if not isinstance(svc_profiles, list):
+            raise ComposeError(f"service {name}: profiles: must be a list")
+        if svc_profiles and not (active & {str(p) for p in svc_profiles}) and "*" not in active:
+            inactive[name] = sorted(str(p) for p in svc_profiles)
             continue
         svc = dict(svc)
         file_env = _env_files(svc.get("env_file"), project_dir, f"service {name}: env_file")
@@ -334,6 +394,11 @@ def load_project(files: list[str], project_name: str | None = None, profiles: t.
                     del svc["environment"][key]
         svc["labels"] = {k: v or "" for k, v in _kv(svc.get("labels"), f"service {name}: labels").items()}
         out_services[name] = svc
+    if services and not out_services:
+        found = sorted({p for ps in inactive.values() for p in ps})
+        raise ComposeError(f"no service is active: every service belongs to a profile ({', '.join(found)}) and "
+                           f"the option profiles ({', '.join(sorted(active)) or 'empty'}) activates none of them; "
+                           "set profiles (for example [" + found[0] + "], or '*' for all)")
     name = project_name or merged.get("name") or os.path.basename(project_dir.rstrip("/")) or "default"
     return {
         "name": dns_name(str(name)),
@@ -342,7 +407,10 @@ def load_project(files: list[str], project_name: str | None = None, profiles: t.
         "volumes": merged.get("volumes") or {},
         "secrets": merged.get("secrets") or {},
         "configs": merged.get("configs") or {},
-        "variables": env,
+        "networks": merged.get("networks") or {},
+        "variables": dict(env),
+        "unset_variables": sorted(env.missing),
+        "inactive": inactive,
     }
 
 
@@ -450,7 +518,7 @@ def parse_ports(spec: t.Any, where: str) -> list[dict[str, t.Any]]:
             published = item.get("published")
             out.append({"target": _port_number(target, here), "protocol": proto.upper(),
                         "published": int(published) if str(published or "").isdigit() else None,
-                        "name": item.get("name")})
+                        "name": item.get("name"), "mode": str(item.get("mode") or "ingress")})
             continue
         text = str(item).strip()
         m = _PORT.match(text)
@@ -530,6 +598,8 @@ class Options(t.NamedTuple):
     depends_on: str = "init"  # init | ordering
     bind_mounts: str = "hostPath"  # hostPath | emptyDir
     services: tuple[str, ...] = ()
+    external_volumes: dict[str, str] | None = None
+    network_policies: bool = False
 
 
 DEFAULT_GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
@@ -749,10 +819,15 @@ def _probe(name: str, svc: dict[str, t.Any], ports: list[dict[str, t.Any]], ctx:
     probe: dict[str, t.Any] = {}
     m = _HTTP_CHECK.match(shell_text.strip())
     simple = m and not re.search(r"[|;&]|\|\|", shell_text.strip()[m.end():])
-    if m and simple:
+    words = (command if kind == "CMD" else _compose_extras.split_words(shell_text.strip()[:m.end()])) \
+        if m and simple else None
+    headers = _compose_extras.http_probe_headers(words) if words else None
+    if m and simple and headers is not None:
         port = int(m.group("port")) if m.group("port") else (ports[0]["target"] if ports else 80)
         scheme = "HTTPS" if "https://" in shell_text else "HTTP"
         probe["httpGet"] = {"path": m.group("path") or "/", "port": port, "scheme": scheme}
+        if headers:
+            probe["httpGet"]["httpHeaders"] = headers
     else:
         probe["exec"] = {"command": command}
     probe["periodSeconds"] = duration_seconds(hc.get("interval", "30s"), f"{where}.interval")
@@ -776,22 +851,28 @@ def _volume_entries(name: str, svc: dict[str, t.Any]) -> list[dict[str, t.Any]]:
             vtype = vol.get("type", "volume")
             if not vol.get("target"):
                 raise ComposeError(f"{here}: long syntax needs a 'target'")
+            extra = {k: v for k, v in vol.items() if k not in ("type", "source", "target", "read_only")}
+            for key, value in extra.items():
+                if key in ("volume", "bind", "tmpfs", "image") and not isinstance(value, dict):
+                    raise ComposeError(f"{here}: {key}: must be a mapping")
             out.append({"type": vtype, "source": vol.get("source"), "target": vol["target"],
-                        "read_only": bool(vol.get("read_only")), "index": index})
+                        "read_only": bool(vol.get("read_only")), "index": index, "options": extra, "mode": []})
             continue
         if not isinstance(vol, str):
             raise ComposeError(f"{here}: must be a string or a mapping")
         parts = vol.split(":")
         if len(parts) == 1:
-            out.append({"type": "volume", "source": None, "target": parts[0], "read_only": False, "index": index})
+            out.append({"type": "volume", "source": None, "target": parts[0], "read_only": False, "index": index,
+                        "options": {}, "mode": []})
             continue
         if len(parts) > 3:
             raise ComposeError(f"{here}: invalid volume {vol!r} (expected SOURCE:TARGET[:MODE])")
         source, target = parts[0], parts[1]
         mode = parts[2] if len(parts) == 3 else ""
         is_path = source.startswith((".", "/", "~"))
+        modes = [m for m in mode.split(",") if m and m not in ("ro", "rw")]
         out.append({"type": "bind" if is_path else "volume", "source": source, "target": target,
-                    "read_only": "ro" in mode.split(","), "index": index})
+                    "read_only": "ro" in mode.split(","), "index": index, "options": {}, "mode": modes})
     for entry in out:
         if not str(entry["target"]).startswith("/"):
             raise ComposeError(f"service {name}: volumes[{entry['index']}]: target {entry['target']!r} "
@@ -824,10 +905,18 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
     services = project["services"]
     if opts.services:
         missing = sorted(set(opts.services) - set(services))
+        inactive = project.get("inactive") or {}
+        for name in missing:
+            if name in inactive:
+                raise ComposeError(f"option services: {name} belongs to the profile(s) {', '.join(inactive[name])}, "
+                                   "which the option profiles does not activate")
         if missing:
             raise ComposeError(f"option services: not in the compose project: {', '.join(missing)}")
     selected = sorted(opts.services or services)
     _refuse_name_collisions(project)
+    if project.get("unset_variables"):
+        ctx.warnings.append("variables not set, replaced by a blank string as Compose does: "
+                            + ", ".join(project["unset_variables"]))
     per_service: dict[str, list[dict[str, t.Any]]] = {}
     summary: dict[str, dict[str, t.Any]] = {}
     ports_of = {}
@@ -840,7 +929,17 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
         docs, info = _service(name, services[name], ports_of, ctx)
         per_service[name] = docs
         summary[name] = info
-    stateless = [n for n in selected if summary[n]["kind"] == "Deployment"]
+    if opts.network_policies:
+        for name, policies in _network_policies(services, selected, ctx).items():
+            per_service[name] = _sorted_docs([*per_service[name], *policies])
+            summary[name]["objects"] = [f"{d['kind']}/{d['metadata']['name']}" for d in per_service[name]]
+    elif any(services[n].get("networks") for n in selected):
+        ctx.note(selected[0], "networks", "Compose networks isolate services; set network_policies=true to keep "
+                                          "that isolation as NetworkPolicies")
+    problems = _compose_extras.check_objects([d for n in selected for d in per_service[n]])
+    if problems:
+        raise ComposeError("generated objects the API server would reject: " + "; ".join(problems))
+    stateless = [n for n in selected if summary[n]["kind"] != "StatefulSet"]
     stateful = [n for n in selected if summary[n]["kind"] == "StatefulSet"]
     return {
         "project": project["name"],
@@ -937,7 +1036,7 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     for key in sorted(deploy):
         if key == "labels" and deploy[key]:
             ctx.note(name, "deploy.labels", "service labels of Swarm are not translated; use labels")
-        elif key not in ("replicas", "resources", "restart_policy", "labels"):
+        elif key not in ("replicas", "resources", "restart_policy", "labels", "placement"):
             ctx.unsupported_field(name, f"deploy.{key}", _DEPLOY_REASON.get(key, "Swarm-only setting, not translated"))
     image = svc.get("image")
     if not image:
@@ -946,6 +1045,11 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             ctx.warnings.append(f"{where}: no image, only build; using {image} (build and push it first)")
         else:
             raise ComposeError(f"{where}: image: required (no image and no build)")
+    if not _compose_extras.IMAGE_REF.match(str(image)):
+        unset = ctx.project.get("unset_variables") or []
+        raise ComposeError(f"{where}: image {str(image)!r} is not a valid image reference"
+                           + (f" (variables not set: {', '.join(unset)}; pass them in the option variables)"
+                              if unset else ""))
     deps = _depends(name, svc)
     for dep in sorted(deps):
         if dep not in ctx.project["services"]:
@@ -991,6 +1095,12 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
             continue
         seen_ports.add(key)
         entry_port = {"containerPort": p["target"], "protocol": p["protocol"]}
+        if p.get("mode") == "host":
+            if p.get("published"):
+                entry_port["hostPort"] = p["published"]
+                ctx.note(name, f"ports.{p['target']}", f"mode host: published on the node as hostPort {p['published']}")
+            else:
+                ctx.note(name, f"ports.{p['target']}", "mode host without a published port: no hostPort")
         cports.append(entry_port)
     if cports:
         container["ports"] = cports
@@ -1038,18 +1148,32 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     claim_templates: list[dict[str, t.Any]] = []
     entries = _volume_entries(name, svc)
     named = [str(e["source"]) for e in entries if e["type"] == "volume" and e["source"]]
-    stateful = _is_stateful(name, svc, named, opts)
+    restart_kind, restart_policy, backoff = _restart(name, svc, ports, ctx)
+    if restart_kind == "Job" and name in opts.stateful:
+        raise ComposeError(f"{where}: restart {restart_policy!r}: a one-shot service becomes a Job, but the option "
+                           "stateful lists it (a StatefulSet always restarts its pods); remove it from stateful")
+    stateful = restart_kind != "Job" and _is_stateful(name, svc, named, opts)
     top_volumes = ctx.project.get("volumes") or {}
     for e in entries:
         vname = f"vol-{e['index']}"
         mount = {"name": vname, "mountPath": e["target"]}
         if e["read_only"]:
             mount["readOnly"] = True
+        _mount_options(name, e, mount, container, ctx)
         if e["type"] == "volume" and e["source"]:
             src = str(e["source"])
             if src not in top_volumes:
                 raise ComposeError(f"{where}: volumes[{e['index']}]: named volume {src!r} is not declared "
                                    "in the top-level 'volumes'")
+            decl = top_volumes[src] or {}
+            if isinstance(decl, dict) and decl.get("external"):
+                vname = dns_name(src)
+                mount["name"] = vname
+                volume = {"name": vname, "persistentVolumeClaim": {"claimName": _external_claim(name, src, decl, ctx)}}
+                if volume not in volumes:
+                    volumes.append(volume)
+                mounts.append(mount)
+                continue
             claim = dns_name(f"{ctx.project['name']}-{src}" if not stateful else src)
             vname = dns_name(src)
             mount["name"] = vname
@@ -1067,14 +1191,25 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
                              "metadata": _meta(claim, ctx, name, {"sophia.migrate/volume": vname}),
                              "spec": spec})
         elif e["type"] == "volume" or e["type"] == "tmpfs":
-            volumes.append({"name": vname, "emptyDir": {"medium": "Memory"} if e["type"] == "tmpfs" else {}})
+            empty: dict[str, t.Any] = {"medium": "Memory"} if e["type"] == "tmpfs" else {}
+            tmpfs = e["options"].get("tmpfs") or {}
+            if e["type"] == "tmpfs" and tmpfs.get("size") is not None:
+                empty["sizeLimit"] = memory_quantity(tmpfs["size"], f"{where}: volumes[{e['index']}].tmpfs.size")
+            volumes.append({"name": vname, "emptyDir": empty})
         elif e["type"] == "bind":
             src = os.path.normpath(os.path.join(ctx.project["project_dir"], os.path.expanduser(str(e["source"]))))
+            bind = e["options"].get("bind") or {}
             if opts.bind_mounts == "emptyDir":
                 volumes.append({"name": vname, "emptyDir": {}})
                 ctx.note(name, f"volumes[{e['index']}]", f"bind mount {e['source']} becomes an emptyDir")
             else:
-                volumes.append({"name": vname, "hostPath": {"path": src}})
+                host_path = {"path": src}
+                if bind.get("create_host_path") is True:
+                    host_path["type"] = "DirectoryOrCreate"
+                elif bind.get("create_host_path") is False:
+                    ctx.note(name, f"volumes[{e['index']}].bind.create_host_path",
+                             "false: the hostPath type is left unset (the kubelet does not check the path exists)")
+                volumes.append({"name": vname, "hostPath": host_path})
                 ctx.note(name, f"volumes[{e['index']}]",
                          f"bind mount {e['source']} becomes hostPath {src} (single-node K3s; copy the data there)")
         else:
@@ -1083,8 +1218,14 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         mounts.append(mount)
     for index, tmp in enumerate([svc["tmpfs"]] if isinstance(svc.get("tmpfs"), str) else (svc.get("tmpfs") or [])):
         vname = f"tmpfs-{index}"
-        volumes.append({"name": vname, "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": vname, "mountPath": str(tmp).split(":", 1)[0]})
+        path, tmp_opts = _compose_extras.tmpfs_options(str(tmp))
+        empty = {"medium": "Memory"}
+        if tmp_opts.get("size"):
+            empty["sizeLimit"] = memory_quantity(tmp_opts["size"], f"{where}: tmpfs[{index}] size")
+        for key in sorted(set(tmp_opts) - {"size"}):
+            ctx.note(name, f"tmpfs[{index}].{key}", f"tmpfs option {key} has no emptyDir equivalent; not carried")
+        volumes.append({"name": vname, "emptyDir": empty})
+        mounts.append({"name": vname, "mountPath": path})
     # Compose secrets and configs
     for kind, field, default_dir in (("Secret", "secrets", "/run/secrets/"), ("ConfigMap", "configs", "/")):
         top = ctx.project.get(field) or {}
@@ -1124,7 +1265,9 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     if svc.get("stop_grace_period") is not None:
         pod["terminationGracePeriodSeconds"] = duration_seconds(svc["stop_grace_period"], f"{where}: stop_grace_period")
     if svc.get("extra_hosts"):
-        pod["hostAliases"] = _host_aliases(name, svc["extra_hosts"])
+        aliases = _host_aliases(name, svc["extra_hosts"], ctx)
+        if aliases:
+            pod["hostAliases"] = aliases
     if svc.get("shm_size"):
         shm = memory_quantity(svc["shm_size"], f"{where}: shm_size")
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
@@ -1143,11 +1286,21 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         tolerations = opts.gpu_tolerations if opts.gpu_tolerations is not None else DEFAULT_GPU_TOLERATIONS
         if tolerations:
             pod["tolerations"] = [dict(x) for x in tolerations]
-    restart = str(svc.get("restart") or ((svc.get("deploy") or {}).get("restart_policy") or {}).get("condition") or "")
-    if restart in ("no", "on-failure", "none"):
-        workload_kind = "StatefulSet" if stateful else "Deployment"
-        ctx.warnings.append(f"{where}: restart {restart!r} cannot be kept: pods of a {workload_kind} "
-                            "always restart (restartPolicy Always)")
+    placement = deploy.get("placement") or {}
+    if not isinstance(placement, dict):
+        raise ComposeError(f"{where}: deploy.placement: must be a mapping")
+    for key in ("constraints", "preferences"):
+        if not isinstance(placement.get(key) or [], list):
+            raise ComposeError(f"{where}: deploy.placement.{key}: must be a list")
+    affinity, placement_notes = _compose_extras.placement_affinity(placement)
+    for field, text in placement_notes:
+        ctx.note(name, field, text)
+    if affinity:
+        pod["affinity"] = affinity
+    if restart_kind == "Job":
+        pod["restartPolicy"] = "Never" if restart_policy in ("no", "none") else "OnFailure"
+        ctx.note(name, "restart", f"restart {restart_policy!r}: a one-shot service becomes a Job "
+                                  f"(restartPolicy {pod['restartPolicy']}, backoffLimit {backoff})")
     annotations = {f"compose.label/{k}"[:253]: str(v) for k, v in (svc.get("labels") or {}).items() if _label_key_ok(k)}
     for k in svc.get("labels") or {}:
         if not _label_key_ok(k):
@@ -1174,18 +1327,27 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     replicas = (svc.get("deploy") or {}).get("replicas", 1)
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise ComposeError(f"{where}: deploy.replicas must be a non-negative integer, got {replicas!r}")
-    kind = "StatefulSet" if stateful else "Deployment"
+    kind = "StatefulSet" if stateful else restart_kind
+    template = {"metadata": _pod_meta(k8s, ctx, name, annotations), "spec": pod}
+    if opts.network_policies:
+        for net in _svc_networks(name, svc):
+            template["metadata"]["labels"][_compose_extras.network_label(net, dns_name)] = "true"
+        docs.extend(_published_policy(name, k8s, ports, ctx))
     workload: dict[str, t.Any] = {
         "apiVersion": "apps/v1", "kind": kind,
         "metadata": _meta(k8s, ctx, name, annotations={**annotations, "sophia.migrate/compose-service": name}),
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": _pod_meta(k8s, ctx, name, annotations), "spec": pod}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template},
     }
+    if kind == "Job":
+        workload["apiVersion"] = "batch/v1"
+        workload["spec"] = {"backoffLimit": backoff, "template": template}
+        if replicas != 1:
+            workload["spec"]["completions"] = workload["spec"]["parallelism"] = replicas
     if stateful:
         workload["spec"]["serviceName"] = k8s
         if claim_templates:
             workload["spec"]["volumeClaimTemplates"] = claim_templates
-    elif claim_templates or any("persistentVolumeClaim" in v for v in volumes):
+    elif kind == "Deployment" and (claim_templates or any("persistentVolumeClaim" in v for v in volumes)):
         workload["spec"]["strategy"] = {"type": "Recreate"}
     # Service
     svc_ports = []
@@ -1217,6 +1379,98 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
     return docs, info
 
 
+def _restart(name: str, svc: dict[str, t.Any], ports: list[dict[str, t.Any]],
+             ctx: _Ctx) -> tuple[str, str, int | None]:
+    """(workload kind, Compose restart policy, Job backoffLimit). ``restart: "no"`` and ``restart_policy.condition:
+    none`` make a one-shot Job (restartPolicy Never); ``on-failure`` makes a Job that retries until success
+    (restartPolicy OnFailure) unless the service serves ports, which stays a Deployment with a warning."""
+    where = f"service {name}"
+    policy = (svc.get("deploy") or {}).get("restart_policy") or {}
+    if not isinstance(policy, dict):
+        raise ComposeError(f"{where}: deploy.restart_policy: must be a mapping")
+    condition = policy.get("condition")
+    restart = str(condition if condition is not None else svc.get("restart") if svc.get("restart") is not None
+                  else "")
+    if svc.get("restart") is False and condition is None:  # an unquoted no in YAML 1.1
+        restart = "no"
+    for key in sorted(set(policy) - {"condition", "max_attempts"}):
+        ctx.note(name, f"deploy.restart_policy.{key}", "not carried (the kubelet's back-off applies)")
+    attempts = policy.get("max_attempts")
+    if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0):
+        raise ComposeError(f"{where}: deploy.restart_policy.max_attempts: must be a non-negative integer")
+    restart = restart.split(":", 1)[0]  # on-failure:3
+    if ":" in str(svc.get("restart") or "") and attempts is None and condition is None:
+        count = str(svc["restart"]).split(":", 1)[1]
+        attempts = int(count) if count.isdigit() else None
+    if restart in ("no", "none"):
+        return "Job", restart, 0
+    if restart == "on-failure":
+        if ports:
+            ctx.warnings.append(f"{where}: restart 'on-failure' cannot be kept for a service with ports: it stays a "
+                                "Deployment whose pods always restart (restartPolicy Always)")
+            return "Deployment", restart, None
+        return "Job", restart, 6 if attempts is None else attempts
+    if attempts is not None:
+        ctx.note(name, "deploy.restart_policy.max_attempts", "not carried: pods of a Deployment always restart")
+    return "Deployment", restart, None
+
+
+def _external_claim(name: str, src: str, decl: dict[str, t.Any], ctx: _Ctx) -> str:
+    """The existing claim that the external volume ``src`` maps to (option external_volumes), or a refusal."""
+    mapping = ctx.opts.external_volumes or {}
+    ext = decl.get("external")
+    ext_name = decl.get("name") or (ext.get("name") if isinstance(ext, dict) else None)
+    claim = mapping.get(src) if src in mapping else mapping.get(str(ext_name)) if ext_name else None
+    if not claim:
+        raise ComposeError(f"service {name}: volume {src!r} is external (it exists outside the Compose project) and "
+                           f"the option external_volumes names no claim for it; set external_volumes: {{{src}: "
+                           "<existing PersistentVolumeClaim>}")
+    claim = str(claim)
+    if not _compose_extras.DNS1123_SUBDOMAIN.match(claim):
+        raise ComposeError(f"option external_volumes: {src}: {claim!r} is not a valid claim name (DNS-1123)")
+    ctx.note(name, f"volumes.{src}", f"external volume uses the existing claim {claim} (not created here)")
+    return claim
+
+
+def _mount_options(name: str, e: dict[str, t.Any], mount: dict[str, t.Any], container: dict[str, t.Any],
+                   ctx: _Ctx) -> None:
+    """Long-syntax (and short-syntax mode) mount options: carried into the volumeMount, or noted."""
+    field = f"volumes[{e['index']}]"
+    opts = e["options"]
+    volume = opts.get("volume") or {}
+    bind = opts.get("bind") or {}
+    tmpfs = opts.get("tmpfs") or {}
+    if volume.get("subpath"):
+        mount["subPath"] = str(volume["subpath"]).strip("/")
+    if volume.get("nocopy") or "nocopy" in e["mode"]:
+        ctx.note(name, f"{field}.nocopy",
+                 "Kubernetes never copies image content into a volume (nocopy is its only behaviour)")
+    for key in sorted(set(volume) - {"subpath", "nocopy"}):
+        ctx.note(name, f"{field}.volume.{key}", "not carried")
+    propagation = bind.get("propagation") or next((m for m in e["mode"] if m in _compose_extras.PROPAGATION), None)
+    if propagation:
+        k8s = _compose_extras.PROPAGATION.get(str(propagation), "?")
+        privileged = (container.get("securityContext") or {}).get("privileged")
+        if k8s == "?":
+            ctx.note(name, f"{field}.bind.propagation", f"propagation {propagation!r} not understood; not carried")
+        elif k8s == "Bidirectional" and not privileged:
+            ctx.note(name, f"{field}.bind.propagation", f"{propagation} needs Bidirectional propagation, which "
+                                                        "Kubernetes allows only in privileged containers; not carried")
+        elif k8s:
+            mount["mountPropagation"] = k8s
+    if bind.get("selinux") or any(m in ("z", "Z") for m in e["mode"]):
+        ctx.note(name, f"{field}.bind.selinux", "SELinux relabelling is not carried (use seLinuxOptions)")
+    for key in sorted(set(bind) - {"propagation", "selinux", "create_host_path"}):
+        ctx.note(name, f"{field}.bind.{key}", "not carried")
+    for key in sorted(set(tmpfs) - {"size"}):
+        ctx.note(name, f"{field}.tmpfs.{key}", "not carried (an emptyDir has no mode)")
+    for key in sorted(set(opts) - {"volume", "bind", "tmpfs"}):
+        ctx.note(name, f"{field}.{key}", "not carried")
+    for mode in e["mode"]:
+        if mode not in _compose_extras.PROPAGATION and mode not in ("z", "Z", "nocopy"):
+            ctx.note(name, f"{field}.{mode}", f"mount option {mode!r} not carried")
+
+
 def _unique_pod_volumes(where: str, volumes: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     """Pod volumes once each; two different volumes of one name (a named volume 'vol-0' next to a bind mount, ...)
     are refused: Kubernetes would reject the pod."""
@@ -1238,7 +1492,57 @@ def _pod_meta(k8s: str, ctx: _Ctx, name: str, annotations: dict[str, str]) -> di
 
 
 _KIND_ORDER = {"Namespace": 0, "Secret": 1, "ConfigMap": 2, "PersistentVolumeClaim": 3, "Service": 4,
-               "Deployment": 5, "StatefulSet": 5}
+               "NetworkPolicy": 4, "Deployment": 5, "StatefulSet": 5, "Job": 5}
+
+
+def _svc_networks(name: str, svc: dict[str, t.Any]) -> list[str]:
+    try:
+        return _compose_extras.service_networks(svc)
+    except ValueError as exc:
+        raise ComposeError(f"service {name}: {exc}") from None
+
+
+def _published_policy(name: str, k8s: str, ports: list[dict[str, t.Any]], ctx: _Ctx) -> list[dict[str, t.Any]]:
+    """A NetworkPolicy that lets any client reach the published ports of a service (Compose publishes them on the
+    host, outside every network)."""
+    published = sorted({(p["target"], p["protocol"]) for p in ports if p.get("published")})
+    if not published:
+        return []
+    policy = dns_name(f"{k8s}-published")
+    ctx.claim("NetworkPolicy", policy, f"the published ports of service {name!r}")
+    return [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(policy, ctx, name),
+             "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": k8s}}, "policyTypes": ["Ingress"],
+                      "ingress": [{"ports": [{"port": port, "protocol": proto} for port, proto in published]}]}}]
+
+
+def _network_policies(services: dict[str, t.Any], selected: list[str], ctx: _Ctx) -> dict[str, list[dict[str, t.Any]]]:
+    """One NetworkPolicy per Compose network: pods on it accept traffic from pods on it (as kompose does). Each goes
+    into the file of the first selected service on that network."""
+    members: dict[str, list[str]] = {}
+    for name in selected:
+        for net in _svc_networks(name, services[name]):
+            members.setdefault(net, []).append(name)
+    top = ctx.project.get("networks") or {}
+    if not isinstance(top, dict):
+        raise ComposeError("networks: the top-level 'networks' must be a mapping")
+    out: dict[str, list[dict[str, t.Any]]] = {}
+    for net, names in sorted(members.items()):
+        decl = top.get(net) or {}
+        if net != "default" and net not in top:
+            raise ComposeError(f"service {names[0]}: networks: {net!r} is not declared in the top-level 'networks'")
+        if isinstance(decl, dict) and decl.get("external"):
+            ctx.note(names[0], f"networks.{net}", "external network: only the services of this project are allowed "
+                                                  "in; add other clients to the policy by hand")
+        label = _compose_extras.network_label(net, dns_name)
+        policy = dns_name(f"{ctx.project['name']}-net-{net}")
+        ctx.claim("NetworkPolicy", policy, f"network {net!r}")
+        selector = {"matchLabels": {label: "true"}}
+        out.setdefault(sorted(names)[0], []).append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(policy, ctx, sorted(names)[0], {"sophia.migrate/network": dns_name(net)}),
+            "spec": {"podSelector": selector, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": [{"podSelector": selector}]}]}})
+    return out
 
 
 def _sorted_docs(docs: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
@@ -1250,14 +1554,25 @@ def _label_key_ok(key: str) -> bool:
     return bool(re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", key))
 
 
-def _host_aliases(name: str, spec: t.Any) -> list[dict[str, t.Any]]:
+def _host_aliases(name: str, spec: t.Any, ctx: _Ctx) -> list[dict[str, t.Any]]:
     pairs: dict[str, list[str]] = {}
     items = spec.items() if isinstance(spec, dict) else [re.split(r"[:=]", str(x), maxsplit=1) for x in spec]
     for item in items:
         if len(item) != 2:
             raise ComposeError(f"service {name}: extra_hosts: invalid entry {item!r} (expected HOST:IP)")
-        host, ip = item
-        pairs.setdefault(str(ip).strip("[]"), []).append(str(host))
+        host, ip = str(item[0]), str(item[1]).strip("[]")
+        if ip == "host-gateway":
+            ctx.note(name, f"extra_hosts.{host}", "host-gateway (the Docker host) has no fixed address in a pod; "
+                                                  "not carried: reach the node by its IP or through a Service")
+            continue
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ComposeError(f"service {name}: extra_hosts: {host}: {ip!r} is not an IP address") from None
+        if not _compose_extras.DNS1123_SUBDOMAIN.match(host):
+            raise ComposeError(f"service {name}: extra_hosts: {host!r} is not a valid host name (DNS-1123, lower "
+                               "case)")
+        pairs.setdefault(ip, []).append(host)
     return [{"ip": ip, "hostnames": sorted(h)} for ip, h in sorted(pairs.items())]
 
 

@@ -12,6 +12,17 @@ description:
   - Reads Compose files (v2/v3 and the Compose Specification with C(extends), C(env_file), C(profiles),
     YAML anchors and C(x-) extensions, C(${VAR}) interpolation with C(.env)) and writes one manifest file per
     service into O(dest).
+  - Top-level C(include) (Compose 2.20+) is resolved like Compose does (paths relative to the including file, each
+    included file with its own project directory and C(.env)); a missing file or a name defined twice is an error.
+  - When every service sits behind C(profiles) that O(profiles) does not activate, the module fails and names the
+    profiles found, instead of succeeding with nothing.
+  - One-shot services (C(restart=no), C(deploy.restart_policy.condition=none), or C(on-failure) without ports)
+    become Jobs (restartPolicy Never or OnFailure). C(deploy.placement.constraints) become a required node affinity.
+  - Long-syntax options are carried (port C(mode=host) as hostPort, volume C(subpath) as subPath, bind
+    C(propagation) as mountPropagation, C(create_host_path) as hostPath type DirectoryOrCreate, C(tmpfs.size) as an
+    emptyDir sizeLimit) or listed in RV(notes).
+  - Beyond the JSON schema, the objects are checked as the API server would (IP addresses of host aliases, DNS-1123
+    names, label values, image references); C(extra_hosts) with C(host-gateway) is left out with a note.
   - Stateless services become Deployments; stateful ones (O(stateful), or a known data image such as redis, qdrant,
     postgres with a named volume) become StatefulSets with C(volumeClaimTemplates). Every service with ports gets a
     Service; named volumes of Deployments get PersistentVolumeClaims.
@@ -19,7 +30,8 @@ description:
     go into Secret objects; other environment goes into a ConfigMap. Secret values never appear in the result, the
     diff or an error message (they are replaced by C(VALUE_REDACTED)). Files are written with mode 0600.
   - C(healthcheck) becomes liveness and readiness probes (exec, or httpGet when the test is a plain curl/wget of
-    localhost). C(deploy.resources) (and v2 C(mem_limit)/C(cpus)) become resources.
+    localhost; C(-H) headers become C(httpHeaders), other curl options keep an exec probe). C(deploy.resources)
+    (and v2 C(mem_limit)/C(cpus)) become resources.
   - GPUs come from C(deploy.resources.reservations.devices) (driver nvidia; C(count), C(device_ids)), C(gpus),
     C(runtime=nvidia), and from O(gpu_plan) (the result of M(sophia.migrate.gpu_plan)), which wins when it names the
     service. GPU pods get the GPU resource limit, C(runtimeClassName), a node selector and tolerations.
@@ -159,6 +171,21 @@ options:
     type: str
     choices: [hostPath, emptyDir]
     default: hostPath
+  external_volumes:
+    description:
+      - Existing PersistentVolumeClaim per external Compose volume (C(volumes.<name>.external=true)), by the volume's
+        key or its C(name). The pod mounts that claim; no claim is created.
+      - An external volume that is not listed here is refused (a new, empty claim would lose its data).
+    type: dict
+    default: {}
+  network_policies:
+    description:
+      - Keep the isolation of Compose networks as NetworkPolicies (as kompose does), one per network; each pod gets
+        the label C(network.sophia.migrate/<network>=true) per network it is on (C(default) when it names none).
+      - Published ports of a service stay reachable from anywhere (one more NetworkPolicy per service).
+      - Without it, Compose networks are only reported in RV(notes).
+    type: bool
+    default: false
   validate:
     description: Validate every object offline (kubernetes-validate, strict) and fail on errors before writing.
     type: bool
@@ -194,7 +221,8 @@ files:
   sample: {"redis": "/var/lib/sophia-migrate/manifests/redis.yaml"}
 order:
   description:
-    - C(stateless) and C(stateful) list the services of each group, dependencies first.
+    - C(stateless) (Deployments and Jobs) and C(stateful) (StatefulSets) list the services of each group,
+      dependencies first.
     - C(apply) is the order to apply them in, stateless services before stateful ones (seed Phase 2B), except that a
       dependency always comes before its dependants (a stateful dependency of a stateless service moves up).
   returned: always
@@ -202,7 +230,9 @@ order:
   sample: {"stateless": ["sophia-dashboard", "mcp-github"], "stateful": ["redis"],
            "apply": ["sophia-dashboard", "redis", "mcp-github"]}
 services:
-  description: Per service its kind, image, ports, GPU request, probe type, dependencies, objects and secret key names.
+  description:
+    - Per service its kind (Deployment, StatefulSet or Job), image, ports, GPU request, probe type, dependencies,
+      objects and secret key names.
   returned: always
   type: dict
 manifests:
@@ -247,7 +277,9 @@ def _options(p: dict) -> _compose.Options:
         gpu_node_selector=p["gpu_node_selector"], gpu_tolerations=tuple(p["gpu_tolerations"]),
         volume_size=p["volume_size"], volume_sizes=p["volume_sizes"], storage_class=p["storage_class"],
         image_pull_secrets=tuple(p["image_pull_secrets"]), wait_image=p["wait_image"], depends_on=p["depends_on"],
-        bind_mounts=p["bind_mounts"], services=tuple(p["services"]))
+        bind_mounts=p["bind_mounts"], services=tuple(p["services"]),
+        external_volumes={str(k): str(v) for k, v in p["external_volumes"].items()},
+        network_policies=p["network_policies"])
 
 
 def _read(path: str) -> str | None:
@@ -354,6 +386,8 @@ def main() -> None:
             "wait_image": {"type": "str", "default": "busybox:1.36"},
             "depends_on": {"type": "str", "choices": ["init", "ordering"], "default": "init"},
             "bind_mounts": {"type": "str", "choices": ["hostPath", "emptyDir"], "default": "hostPath"},
+            "external_volumes": {"type": "dict", "default": {}},
+            "network_policies": {"type": "bool", "default": False},
             "validate": {"type": "bool", "default": True},
             "k8s_version": {"type": "str", "default": "1.31"},
         },
