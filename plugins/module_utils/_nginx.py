@@ -100,6 +100,10 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
         elif c == "#":
             while i < n and text[i] != "\n":
                 i += 1
+        elif c == "{" and _lua_block_opening(tokens):
+            # an OpenResty *_by_lua_block: its body is Lua, not nginx syntax; kept as one argument
+            start_line, i, line, code = line, *_lua_block(text, i, line, file)
+            tokens.extend([(code, start_line, True), (";", line, False)])
         elif c in "{};":
             tokens.append((c, line, False))
             i += 1
@@ -126,11 +130,53 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
                     depth += 1  # ${var}
                 elif ch == "}" and depth:
                     depth -= 1
+                elif ch == "\\" and i + 1 < n and text[i + 1] != "\n":
+                    i += 1  # an escaped character is part of the word (nginx: "\;", "\{", "\ ")
                 elif ch.isspace() or ch in ";{}" or (ch == "#" and i == start):
                     break
                 i += 1
             tokens.append((text[start:i], line, False))
     return tokens
+
+
+def _lua_block_opening(tokens: list[tuple[str, int, bool]]) -> bool:
+    """Whether a '{' opens the Lua body of a ``*_by_lua_block`` directive (its name, then arguments)."""
+    for pos in range(len(tokens) - 1, -1, -1):
+        tok, _line, quoted = tokens[pos]
+        if not quoted and tok in ("{", "}", ";"):
+            return False
+        if pos == 0 or (not tokens[pos - 1][2] and tokens[pos - 1][0] in ("{", "}", ";")):
+            return tok.endswith("_by_lua_block")
+    return False
+
+
+def _lua_block(text: str, i: int, line: int, file: str) -> tuple[int, int, str]:
+    """(position after the closing '}', line there, the Lua code) of the block that opens at ``text[i]``."""
+    start_line, depth, start, n = line, 0, i, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c in "\"'":
+            i += 1
+            while i < n and text[i] != c:
+                if text[i] == "\\":
+                    i += 1
+                elif text[i] == "\n":
+                    line += 1
+                i += 1
+        elif c == "-" and text.startswith("--", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1, line, text[start + 1:i]
+        i += 1
+    raise NginxConfigError(f"{file}:{start_line}: a *_by_lua_block is not closed")
 
 
 # Directives that take a block ("{") and those that end with ";", with nginx's argument counts (min, max; None for
@@ -239,7 +285,8 @@ def parse_text(text: str, file: str) -> list[Directive]:
             elif end == "{":
                 out.append(Directive(name, args, file, line, block(depth + 1)))
             else:
-                raise NginxConfigError(f"{file}:{line}: unexpected '}}' after directive '{name}'")
+                raise NginxConfigError(f"{file}:{line}: unexpected '}}' after directive '{name}' "
+                                       "(it is not terminated by ';')")
         if depth:
             raise NginxConfigError(f"{file}: unexpected end of file, a '{{' block is not closed")
         return out
@@ -847,6 +894,11 @@ def parse_routes(path: str, prefix: str | None = None, include_root: str | None 
     check_syntax(directives)
     parser = _Parser()
     parser.main(directives)
+    if not parser.servers and not parser.streams:
+        unread = ", ".join(f"{u['include']} ({u['file']}:{u['line']})" for u in includes.unresolved)
+        raise NginxConfigError(
+            f"{os.path.abspath(path)}: no server block (http or stream) in the file or its includes, nothing to route"
+            + (f"; {len(includes.unresolved)} include(s) could not be read: {unread}" if unread else ""))
     routes = _validated(_merge(parser.routes), parser)
     hosts = sorted({r["host"] for r in routes if r["host"]})
     return {"routes": routes, "upstreams": parser.upstreams, "hosts": hosts, "redirects": parser.redirects,

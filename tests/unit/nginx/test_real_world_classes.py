@@ -113,7 +113,8 @@ server { listen 443 ssl; server_name app.example.com;
 
 
 def test_missing_absolute_includes_are_reported_and_the_rest_is_read(tmp_path):
-    result = parse(tmp_path, SITE_WITH_ABSOLUTE_INCLUDES)
+    # (include_root: an empty copy, so that no file of the machine running the test is read)
+    result = parse(tmp_path, SITE_WITH_ABSOLUTE_INCLUDES, include_root=str(tmp_path / "empty"))
     assert [r["upstreams"] for r in result["routes"]] == [["app:8000"]]
     assert [u["include"] for u in result["unresolved_includes"]] == [
         "/etc/letsencrypt/options-ssl-nginx.conf", "/config/nginx/proxy.conf"]
@@ -144,10 +145,11 @@ def test_a_glob_include_that_matches_nothing_is_noted(tmp_path):
 def test_module_warns_about_unresolved_includes_and_fails_on_them_when_asked(capsys, tmp_path):
     conf = tmp_path / "site.conf"
     conf.write_text(SITE_WITH_ABSOLUTE_INCLUDES)
-    result = run_module(nginx_routes, {"path": str(conf)}, capsys)
+    empty = str(tmp_path / "empty")
+    result = run_module(nginx_routes, {"path": str(conf), "include_root": empty}, capsys)
     assert not result.get("failed") and len(result["routes"]) == 1
     assert sum("options-ssl-nginx.conf" in w for w in warnings_of(result)) == 1
-    result = run_module(nginx_routes, {"path": str(conf), "fail_on_unsupported": True}, capsys)
+    result = run_module(nginx_routes, {"path": str(conf), "include_root": empty, "fail_on_unsupported": True}, capsys)
     assert result["failed"] and "2 include(s) are unresolved" in result["msg"]
     result = run_module(nginx_routes, {"path": str(conf), "include_map": {"etc": "/x"}}, capsys)
     assert result["failed"] and "include_map" in result["msg"]
@@ -232,3 +234,33 @@ def test_production_nginx_proxy_layout():
     certs = {s["names"][0]: s["ssl_certificate"] for s in result["servers"] if s["tls"]}
     assert certs == {"www.sophia-intel.ai": "/etc/letsencrypt/live/www.sophia-intel.ai/fullchain.pem",
                      "api.sophia-intel.ai": "/etc/letsencrypt/live/api.sophia-intel.ai/fullchain.pem"}
+
+
+# --- what nginx accepts must be read; a file with nothing to route is refused by name ---------------------------
+
+def test_lua_blocks_and_escaped_characters_are_read_as_nginx_reads_them(tmp_path):
+    result = parse(tmp_path, """
+        http {
+            init_by_lua_block { print("a brace in a string {") }
+            server { server_name app.example.com;
+                location /\\{x\\} { return 200; }
+                location / { access_by_lua_block { if ngx.var.x then return end -- a } in a comment
+                             }
+                             proxy_pass http://app:80; }
+            }
+        }""")
+    assert [r["upstreams"] for r in result["routes"]] == [["app:80"]]
+    directives = [u["directive"] for u in result["unsupported"]]
+    assert any(d.startswith("init_by_lua_block") for d in directives)
+    assert any(d.startswith("access_by_lua_block") for d in directives)
+    assert any(d == "location /\\{x\\}" for d in directives)
+
+
+def test_a_configuration_without_server_blocks_is_refused_not_an_empty_success(tmp_path, capsys):
+    conf = tmp_path / "site.conf"
+    conf.write_text("http {\n map $a $b { default 1; }\n include /nonexistent-sophia-test/sites-enabled/*;\n}\n")
+    with pytest.raises(_nginx.NginxConfigError, match="no server block") as err:
+        _nginx.parse_routes(str(conf))
+    assert "/nonexistent-sophia-test/sites-enabled/*" in str(err.value)
+    result = run_module(nginx_routes, {"path": str(conf)}, capsys)
+    assert result["failed"] and "nothing to route" in result["msg"] and "option 'path'" in result["msg"]
