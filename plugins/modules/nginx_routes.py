@@ -65,7 +65,7 @@ options:
   include_map:
     description:
       - Host directories mapped to controller directories for absolute C(include) paths (for example
-        C({/etc/letsencrypt: /srv/copy/letsencrypt})); the longest matching host directory wins, before
+        C(/etc/letsencrypt) to C(/srv/copy/letsencrypt)); the longest matching host directory wins, before
         O(include_root).
     type: dict
     default: {}
