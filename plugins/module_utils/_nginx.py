@@ -633,8 +633,10 @@ class _Parser:
             return  # a named location: followed from the try_files / error_page that reach it
         if modifier in ("~", "~*") or path.startswith("@"):
             proxy = next((d.args[0] for d in block if d.name == "proxy_pass" and d.args), "")
+            upgrade = _websocket(_apply(inherited, block).headers)
             self.report(loc, outer, "regular-expression and named locations have no Ingress path equivalent"
-                        + (f" (it proxies to {proxy}; its requests fall to the prefix routes)" if proxy else ""))
+                        + (f" (it proxies to {proxy}{' with websocket upgrade headers' if upgrade else ''}; its "
+                           "requests fall to the prefix routes)" if proxy else ""))
             return
         if path.startswith("/.well-known/acme-challenge"):
             self.handled.append({"file": loc.file, "line": loc.line, "location": path, "context": outer,
@@ -769,8 +771,7 @@ class _Parser:
             self.reject(marker or proxy, outer, "proxy_pass", target,
                         f"upstream {bad[0]!r} is not a host name or address with a port")
             return
-        websocket = ("upgrade" in settings.headers and "upgrade" in settings.headers.get("connection", "").lower()) \
-            or settings.headers.get("connection", "") == "$connection_upgrade"
+        websocket = _websocket(settings.headers)
         for host in names:
             self.routes.append({
                 "name": route_name(host, path),
@@ -791,6 +792,12 @@ class _Parser:
                 "source": {"file": loc.file, "line": loc.line},
                 "split_by": proxy.args[0] if marker is not None else "",
             })
+
+
+def _websocket(headers: dict[str, str]) -> bool:
+    """Whether the request headers a location sends make a websocket upgrade."""
+    return ("upgrade" in headers and "upgrade" in headers.get("connection", "").lower()) \
+        or headers.get("connection", "") == "$connection_upgrade"
 
 
 def _variables(block: list[Directive], maps: dict[str, str | None],

@@ -264,3 +264,14 @@ def test_a_configuration_without_server_blocks_is_refused_not_an_empty_success(t
     assert "/nonexistent-sophia-test/sites-enabled/*" in str(err.value)
     result = run_module(nginx_routes, {"path": str(conf)}, capsys)
     assert result["failed"] and "nothing to route" in result["msg"] and "option 'path'" in result["msg"]
+
+
+def test_a_regex_location_with_websocket_headers_says_so(tmp_path):
+    result = parse(tmp_path, """
+        server { server_name chat.example.com;
+            location ~ /api/v[0-9]+/websocket$ { proxy_set_header Upgrade $http_upgrade;
+                proxy_set_header Connection "upgrade"; proxy_pass http://backend:8065; }
+            location / { proxy_pass http://backend:8065; } }""")
+    (regex,) = result["unsupported"]
+    assert "http://backend:8065 with websocket upgrade headers" in regex["reason"]
+    assert result["routes"][0]["websocket"] is False  # the prefix route those requests fall to
