@@ -25,6 +25,11 @@ import time
 import typing as t
 import urllib.parse
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11 on the managed host: a top-level `app =` line is looked for instead
+    tomllib = None  # type: ignore[assignment]
+
 from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_write
 from ansible_collections.sophia.migrate.plugins.module_utils._http import HttpClient, HttpError
 
@@ -861,6 +866,10 @@ SCAN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 _FLYCTL_APP = re.compile(r"(?:\s-a|\s--app)[\s=]+([a-z0-9][a-z0-9-]*)")
+# `flyctl deploy --config fly-danger.toml`, `fly deploy -c deploy/fly.toml`, `--config=...` (also in the args of
+# superfly/flyctl-actions); the fly command comes first on the (continuation-joined) line.
+_FLYCTL_CONFIG = re.compile(
+    r"""(?:\bfly(?:ctl)?\b|\bargs\s*:)[^\n]*?(?<=\s)(?:--config|-c)(?:=|\s+)(["']?)([^\s"';|&)]+)\1""")
 _FLY_TOML_APP = re.compile(r"""^\s*app\s*=\s*["']([^"']+)["']""")
 NOT_FLY_INTERNAL = ("docker.internal", "containers.internal", "compute.internal", "ec2.internal")
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", ".tox"})
@@ -924,6 +933,10 @@ def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int =
     def walk_error(exc: OSError) -> None:
         skipped.append({"file": _shown(str(exc.filename)), "reason": _reason(exc)})
 
+    notes: list[dict[str, t.Any]] = []
+    named: list[tuple[str, str, int, str]] = []  # (scanned root, workflow, line, config as written)
+    seen_tomls: set[str] = set()
+    scanned: set[str] = set()  # files read in the walk
     for root_path in paths:
         if not os.path.lexists(root_path):
             continue
@@ -948,12 +961,52 @@ def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int =
                     if _is_binary(path):
                         skipped.append({"file": _shown(path), "reason": "binary"})
                         continue
-                    found = _scan_file(path, fname, fly_tomls, max_line)
+                    before = len(fly_tomls)
+                    found = _scan_file(path, fname, fly_tomls, max_line, notes=notes)
+                    if len(fly_tomls) > before:
+                        seen_tomls.add(os.path.realpath(path))
+                    scanned.add(os.path.realpath(path))
+                    if _is_workflow(path):
+                        named.extend((root_path, path, line, cfg) for line, cfg in _workflow_configs(path))
                 except OSError as exc:
                     skipped.append({"file": _shown(path), "reason": _reason(exc)})
                     continue
                 files += 1
                 refs.extend(found)
+    for root_path, workflow, line, config in named:
+        where = f"{_shown(workflow)}:{line}"
+        if "$" in config or "{{" in config:
+            notes.append({"file": _shown(workflow), "line": line, "reason": (
+                f"the Fly configuration of a deploy step is named by a variable ({redact_secrets(config)}); "
+                "not resolved, scan that file by its path")})
+            continue
+        target = _config_path(root_path, workflow, config)
+        if target is None:
+            notes.append({"file": _shown(workflow), "line": line, "reason": (
+                f"the Fly configuration {redact_secrets(config)} named in the deploy step lies outside the scanned "
+                "tree; not read")})
+            continue
+        if os.path.realpath(target) in seen_tomls:
+            continue
+        if not os.path.isfile(target) or os.path.islink(target):
+            notes.append({"file": _shown(workflow), "line": line, "reason": (
+                f"the Fly configuration {redact_secrets(config)} named in the deploy step ({where}) was not found "
+                f"in the tree ({_shown(target)})")})
+            continue
+        seen_tomls.add(os.path.realpath(target))
+        try:
+            if os.path.getsize(target) > max_file_size or _is_binary(target):
+                skipped.append({"file": _shown(target), "reason": f"larger than {max_file_size} bytes or binary"})
+                continue
+            found = _scan_file(target, os.path.basename(target), fly_tomls, max_line, notes=notes, named_in=where)
+        except OSError as exc:
+            skipped.append({"file": _shown(target), "reason": _reason(exc)})
+            continue
+        if os.path.realpath(target) in scanned:  # read as text in the walk: only its app = line is new
+            found = [r for r in found if r["kind"] in ("fly_toml_app", "fly_toml")]
+        else:
+            files += 1
+        refs.extend(found)
     return {
         "references": refs,
         "fly_tomls": fly_tomls,
@@ -961,7 +1014,71 @@ def scan_paths(paths: list[str], max_file_size: int = 2_000_000, max_line: int =
         "skipped": skipped,
         "missing_paths": missing,
         "apps_referenced": sorted({r["app"] for r in refs if r.get("app")}),
+        "notes": notes,
     }
+
+
+def _is_workflow(path: str) -> bool:
+    return f"{os.sep}.github{os.sep}workflows{os.sep}" in path
+
+
+def _workflow_configs(path: str) -> list[tuple[int, str]]:
+    """(line, config path as written) of each fly deploy step of a workflow that names its configuration."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().split("\n")
+    found: list[tuple[int, str]] = []
+    i = 0
+    while i < len(lines):
+        start, text = i, lines[i]
+        while text.rstrip().endswith("\\") and i + 1 < len(lines):  # shell line continuations
+            i += 1
+            text = text.rstrip()[:-1] + " " + lines[i].strip()
+        for m in _FLYCTL_CONFIG.finditer(text):
+            found.append((start + 1, m.group(2)))
+        i += 1
+    return found
+
+
+def _config_path(root_path: str, workflow: str, config: str) -> str | None:
+    """The file a workflow's ``--config`` names: relative to the checkout holding .github (the step's default
+    working directory); None when it lies outside the scanned tree."""
+    checkout = workflow.split(f"{os.sep}.github{os.sep}workflows{os.sep}", 1)[0]
+    target = os.path.normpath(os.path.join(checkout, config))
+    base = os.path.normpath(root_path if os.path.isdir(root_path) else os.path.dirname(root_path))
+    if not os.path.isdir(root_path):
+        base = checkout
+    if target != base and not target.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return target
+
+
+def _toml_app(path: str, notes: list[dict[str, t.Any]]) -> bool:
+    """Whether a ``*.toml`` file not named fly*.toml is a Fly configuration (a top-level ``app = "..."``).
+
+    A file that is not UTF-8 or not TOML is not one; it is noted, never a failure.
+    """
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        notes.append({"file": _shown(path), "line": None,
+                      "reason": f"not UTF-8 (byte {exc.start}), not read as a Fly configuration"})
+        return False
+    if tomllib is None:
+        for line in text.splitlines():
+            if line.lstrip().startswith("["):
+                return False
+            if _FLY_TOML_APP.match(line):
+                return True
+        return False
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        notes.append({"file": _shown(path), "line": None,
+                      "reason": f"not valid TOML ({redact_secrets(str(exc))}), not read as a Fly configuration"})
+        return False
+    return isinstance(data.get("app"), str)
 
 
 def unreadable(scan: dict[str, t.Any]) -> list[str]:
@@ -973,11 +1090,14 @@ def unreadable(scan: dict[str, t.Any]) -> list[str]:
     ]
 
 
-def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_line: int) -> list[dict[str, t.Any]]:
+def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_line: int,
+               notes: list[dict[str, t.Any]] | None = None, named_in: str = "") -> list[dict[str, t.Any]]:
     out: list[dict[str, t.Any]] = []
     tomls: list[dict[str, t.Any]] = []
-    is_toml = fname == "fly.toml" or (fname.startswith("fly.") and fname.endswith(".toml"))
-    is_workflow = f"{os.sep}.github{os.sep}workflows{os.sep}" in path
+    is_toml = bool(named_in) or fname == "fly.toml" or (fname.startswith("fly.") and fname.endswith(".toml"))
+    if not is_toml and fname.endswith(".toml"):
+        is_toml = _toml_app(path, notes if notes is not None else [])
+    is_workflow = _is_workflow(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
         for lineno, line in enumerate(handle, 1):
             text = line.rstrip("\n")
@@ -985,7 +1105,8 @@ def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_lin
             if is_toml:
                 m = _FLY_TOML_APP.match(text)
                 if m:
-                    tomls.append({"file": _shown(path), "line": lineno, "app": redact_secrets(m.group(1))})
+                    tomls.append({"file": _shown(path), "line": lineno, "app": redact_secrets(m.group(1)),
+                                  **({"named_in": named_in} if named_in else {})})
                     out.append(_ref(path, lineno, "fly_toml_app", m.group(1), text, max_line))
             for kind, pattern in SCAN_PATTERNS:
                 if kind == "flyctl" and not is_workflow:
@@ -999,7 +1120,7 @@ def _scan_file(path: str, fname: str, fly_tomls: list[dict[str, t.Any]], max_lin
                     seen.add((kind, value))
                     out.append(_ref(path, lineno, kind, value, text, max_line))
     if is_toml and not any(r["kind"] == "fly_toml_app" for r in out):
-        tomls.append({"file": _shown(path), "line": None, "app": None})
+        tomls.append({"file": _shown(path), "line": None, "app": None, **({"named_in": named_in} if named_in else {})})
         out.append(_ref(path, 1, "fly_toml", "", "fly.toml without app =", max_line))
     fly_tomls.extend(tomls)  # only once the whole file was read
     return out
@@ -1243,7 +1364,7 @@ def audit_report(
 REPORT_FILES = {"json": "flyio_audit.json", "markdown": "flyio_audit.md"}
 # What a scan result carries into the report (sophia.migrate.flyio_repo_scan returns the skipped files as
 # ``skipped_files``: ``skipped`` is a reserved key in Ansible results).
-SCAN_KEYS = ("references", "fly_tomls", "files_scanned", "skipped", "missing_paths", "apps_referenced")
+SCAN_KEYS = ("references", "fly_tomls", "files_scanned", "skipped", "missing_paths", "apps_referenced", "notes")
 
 
 def scan_for_report(scan: dict[str, t.Any] | None) -> dict[str, t.Any]:

@@ -100,6 +100,10 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
         elif c == "#":
             while i < n and text[i] != "\n":
                 i += 1
+        elif c == "{" and _lua_block_opening(tokens):
+            # an OpenResty *_by_lua_block: its body is Lua, not nginx syntax; kept as one argument
+            start_line, i, line, code = line, *_lua_block(text, i, line, file)
+            tokens.extend([(code, start_line, True), (";", line, False)])
         elif c in "{};":
             tokens.append((c, line, False))
             i += 1
@@ -126,11 +130,129 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
                     depth += 1  # ${var}
                 elif ch == "}" and depth:
                     depth -= 1
+                elif ch == "\\" and i + 1 < n and text[i + 1] != "\n":
+                    i += 1  # an escaped character is part of the word (nginx: "\;", "\{", "\ ")
                 elif ch.isspace() or ch in ";{}" or (ch == "#" and i == start):
                     break
                 i += 1
             tokens.append((text[start:i], line, False))
     return tokens
+
+
+def _lua_block_opening(tokens: list[tuple[str, int, bool]]) -> bool:
+    """Whether a '{' opens the Lua body of a ``*_by_lua_block`` directive (its name, then arguments)."""
+    for pos in range(len(tokens) - 1, -1, -1):
+        tok, _line, quoted = tokens[pos]
+        if not quoted and tok in ("{", "}", ";"):
+            return False
+        if pos == 0 or (not tokens[pos - 1][2] and tokens[pos - 1][0] in ("{", "}", ";")):
+            return tok.endswith("_by_lua_block")
+    return False
+
+
+def _lua_block(text: str, i: int, line: int, file: str) -> tuple[int, int, str]:
+    """(position after the closing '}', line there, the Lua code) of the block that opens at ``text[i]``."""
+    start_line, depth, start, n = line, 0, i, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c in "\"'":
+            i += 1
+            while i < n and text[i] != c:
+                if text[i] == "\\":
+                    i += 1
+                elif text[i] == "\n":
+                    line += 1
+                i += 1
+        elif c == "-" and text.startswith("--", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1, line, text[start + 1:i]
+        i += 1
+    raise NginxConfigError(f"{file}:{start_line}: a *_by_lua_block is not closed")
+
+
+# Directives that take a block ("{") and those that end with ";", with nginx's argument counts (min, max; None for
+# no maximum) as its ngx_command_t tables declare them. Only the directives read here and common ones are checked, so
+# that a missing ';' that nginx itself rejects ("invalid number of arguments", "is not terminated by ';'") is never
+# read as a directive with extra arguments. Unknown (third-party module) directives are not judged.
+_BLOCK_DIRECTIVES = {"http": (0, 0), "events": (0, 0), "stream": (0, 0), "mail": (0, 0), "location": (1, 2),
+                     "upstream": (1, 1), "map": (2, 2), "types": (0, 0), "if": (1, None), "limit_except": (1, None),
+                     "geo": (1, 2), "split_clients": (2, 2)}
+_SIMPLE_DIRECTIVES = {
+    "proxy_pass": (1, 1), "server_name": (1, None), "client_max_body_size": (1, 1), "proxy_read_timeout": (1, 1),
+    "proxy_send_timeout": (1, 1), "proxy_connect_timeout": (1, 1), "proxy_buffering": (1, 1),
+    "proxy_set_header": (2, 2), "set": (2, 2), "return": (1, 2), "ssl_certificate": (1, 1),
+    "ssl_certificate_key": (1, 1), "include": (1, 1), "root": (1, 1), "alias": (1, 1), "try_files": (2, None),
+    "error_page": (2, None), "rewrite": (2, 3), "proxy_http_version": (1, 1), "keepalive": (1, 1),
+    "worker_processes": (1, 1), "worker_connections": (1, 1), "user": (1, 2), "pid": (1, 1), "index": (1, None),
+    "add_header": (2, 3), "proxy_hide_header": (1, 1), "server_tokens": (1, 1), "sendfile": (1, 1),
+    "keepalive_timeout": (1, 2), "default_type": (1, 1), "ssl_ciphers": (1, 1), "gzip": (1, 1), "http2": (1, 1),
+    "auth_basic": (1, 1), "auth_basic_user_file": (1, 1), "allow": (1, 1), "deny": (1, 1), "expires": (1, 2),
+    "proxy_redirect": (1, 2), "listen": (1, None), "ssl_protocols": (1, None), "tcp_nopush": (1, 1),
+    "tcp_nodelay": (1, 1), "resolver": (1, None), "ssl_session_cache": (1, 2), "ssl_session_timeout": (1, 1),
+    "ssl_prefer_server_ciphers": (1, 1), "proxy_request_buffering": (1, 1),
+}
+_FLAG_DIRECTIVES = frozenset({"proxy_buffering", "sendfile", "tcp_nopush", "tcp_nodelay", "gzip", "http2",
+                              "ssl_prefer_server_ciphers", "proxy_request_buffering"})
+_LISTEN_FLAGS = frozenset({"default_server", "default", "ssl", "http2", "quic", "proxy_protocol", "reuseport",
+                           "deferred", "bind", "spdy", "udp"})
+_LISTEN_OPTIONS = ("backlog=", "rcvbuf=", "sndbuf=", "accept_filter=", "fastopen=", "ipv6only=", "so_keepalive=",
+                   "setfib=", "max_conns=")
+# Inside these blocks the entries are data (map/types/geo/split_clients pairs), not directives.
+_DATA_BLOCKS = frozenset({"map", "types", "geo", "split_clients"})
+
+
+def check_syntax(directives: list[Directive], parent: str = "") -> None:
+    """Raise NginxConfigError (file:line) for what ``nginx -t`` rejects among the directives read here."""
+    if parent in _DATA_BLOCKS:
+        return
+    for d in directives:
+        where = f"{d.file}:{d.line}"
+        if d.name == "server" and parent == "upstream":
+            if d.block is not None:
+                raise NginxConfigError(f'{where}: directive "server" is not terminated by ";"')
+            _check_arity(d, 1, None)
+        elif d.name == "server":
+            if d.block is None:
+                raise NginxConfigError(f'{where}: directive "server" has no opening "{{"')
+            _check_arity(d, 0, 0)
+        elif d.name in _BLOCK_DIRECTIVES:
+            if d.block is None:
+                raise NginxConfigError(f'{where}: directive "{d.name}" has no opening "{{"')
+            _check_arity(d, *_BLOCK_DIRECTIVES[d.name])
+        elif d.name in _SIMPLE_DIRECTIVES:
+            if d.block is not None:
+                raise NginxConfigError(f'{where}: directive "{d.name}" is not terminated by ";"')
+            _check_arity(d, *_SIMPLE_DIRECTIVES[d.name])
+            if d.name in _FLAG_DIRECTIVES and d.args[0] not in ("on", "off"):
+                raise NginxConfigError(f'{where}: invalid value "{d.args[0]}" in "{d.name}" directive, '
+                                       'it must be "on" or "off"')
+            if d.name == "listen":
+                for arg in d.args[1:]:
+                    if arg not in _LISTEN_FLAGS and not arg.startswith(_LISTEN_OPTIONS):
+                        raise NginxConfigError(f'{where}: invalid parameter "{arg}" in "listen" directive'
+                                               f"{_missing_semicolon(d)}")
+        if d.block is not None:
+            check_syntax(d.block, d.name)
+
+
+def _missing_semicolon(d: Directive) -> str:
+    extra = next((a for a in d.args if a in _SIMPLE_DIRECTIVES or a in _BLOCK_DIRECTIVES or a == "server"), "")
+    return f" (a missing ';' before {json.dumps(extra)}?)" if extra else ""
+
+
+def _check_arity(d: Directive, low: int, high: int | None) -> None:
+    if len(d.args) < low or (high is not None and len(d.args) > high):
+        raise NginxConfigError(f'{d.file}:{d.line}: invalid number of arguments in "{d.name}" directive'
+                               f"{_missing_semicolon(d)}")
 
 
 def parse_text(text: str, file: str) -> list[Directive]:
@@ -163,7 +285,8 @@ def parse_text(text: str, file: str) -> list[Directive]:
             elif end == "{":
                 out.append(Directive(name, args, file, line, block(depth + 1)))
             else:
-                raise NginxConfigError(f"{file}:{line}: unexpected '}}' after directive '{name}'")
+                raise NginxConfigError(f"{file}:{line}: unexpected '}}' after directive '{name}' "
+                                       "(it is not terminated by ';')")
         if depth:
             raise NginxConfigError(f"{file}: unexpected end of file, a '{{' block is not closed")
         return out
@@ -171,34 +294,68 @@ def parse_text(text: str, file: str) -> list[Directive]:
     return block(0)
 
 
-def parse_file(path: str, root: str | None = None, _seen: tuple[str, ...] = ()) -> list[Directive]:
-    """Parse ``path`` and splice in every ``include`` (paths relative to ``root``, default its directory)."""
+class _Includes(t.NamedTuple):
+    """Where ``include`` paths are looked for, and the includes that could not be resolved."""
+    root: str  # relative includes
+    include_root: str  # a copy of the host's files: an absolute include /x/y is read from <include_root>/x/y
+    include_map: dict[str, str]  # host directory -> controller directory (the longest match wins)
+    unresolved: list[dict[str, t.Any]]
+
+
+def _host_path(name: str, inc: _Includes) -> str:
+    """The controller path that an absolute include path of the host maps to."""
+    for host_dir in sorted(inc.include_map, key=len, reverse=True):
+        prefix = host_dir.rstrip("/")
+        if name == prefix or name.startswith(prefix + "/"):
+            return os.path.join(inc.include_map[host_dir], name[len(prefix):].lstrip("/"))
+    if inc.include_root:
+        return os.path.join(inc.include_root, name.lstrip("/"))
+    return name
+
+
+def parse_file(path: str, root: str | None = None, _seen: tuple[str, ...] = (),
+               includes: _Includes | None = None) -> list[Directive]:
+    """Parse ``path`` and splice in every ``include`` (paths relative to ``root``, default its directory).
+
+    An absolute include that is missing on the controller (or a glob that matches nothing) is recorded in
+    ``includes.unresolved`` and the rest is read; a missing relative include is an error (the copy is incomplete).
+    """
     path = os.path.abspath(path)
     if path in _seen:
         raise NginxConfigError(f"{path}: include loop ({' -> '.join(_seen)})")
-    root = root or os.path.dirname(path)
+    if includes is None:
+        includes = _Includes(root or os.path.dirname(path), "", {}, [])
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise NginxConfigError(f"{path}: cannot read: {exc}") from exc
-    return _expand(parse_text(text, path), root, (*_seen, path))
+    return _expand(parse_text(text, path), includes, (*_seen, path))
 
 
-def _expand(directives: list[Directive], root: str, seen: tuple[str, ...]) -> list[Directive]:
+def _expand(directives: list[Directive], inc: _Includes, seen: tuple[str, ...]) -> list[Directive]:
     out: list[Directive] = []
     for d in directives:
         if d.name == "include" and d.block is None and len(d.args) == 1:
-            if os.path.basename(d.args[0]) in _STOCK_INCLUDES:
+            name = d.args[0]
+            if os.path.basename(name) in _STOCK_INCLUDES:
                 continue  # nginx's stock MIME/CGI parameter files: nothing to route
-            pattern = d.args[0] if os.path.isabs(d.args[0]) else os.path.join(root, d.args[0])
+            pattern = _host_path(name, inc) if os.path.isabs(name) else os.path.join(inc.root, name)
             matches = sorted(glob.glob(pattern))
-            if not matches and not glob.has_magic(pattern):
-                raise NginxConfigError(f"{d.file}:{d.line}: include {d.args[0]}: no such file ({pattern})")
+            if not matches:
+                entry = {"file": d.file, "line": d.line, "include": name, "looked_for": pattern}
+                if glob.has_magic(pattern):
+                    inc.unresolved.append({**entry, "reason": "the glob matches no file (nginx reads nothing here)"})
+                elif os.path.isabs(name):
+                    inc.unresolved.append({**entry, "reason": (
+                        "no such file on the controller; give include_root (a copy of the host's files) or "
+                        "include_map so that it can be read")})
+                else:
+                    raise NginxConfigError(f"{d.file}:{d.line}: include {name}: no such file ({pattern})")
             for match in matches:
-                out.extend(parse_file(match, root, seen))
+                out.extend(parse_file(match, None, seen, inc))
         elif d.block is not None:
-            out.append(d._replace(block=_expand(d.block, root, seen)))
+            out.append(d._replace(block=_expand(d.block, inc, seen)))
         else:
             out.append(d)
     return out
@@ -318,6 +475,12 @@ def _apply(settings: _Settings, block: list[Directive]) -> _Settings:
     return _Settings(body, read, send, connect, buffering, settings.headers if headers is None else headers)
 
 
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_UPSTREAM_HOSTPORT = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_STREAM_REASON = ("a TCP/UDP proxy (stream block): an Ingress carries HTTP(S) only; use a Service of type "
+                  "LoadBalancer or NodePort, or the ingress controller's TCP/UDP services, for these ports")
+
+
 class _Parser:
     def __init__(self) -> None:
         self.upstreams: dict[str, list[str]] = {}
@@ -327,6 +490,13 @@ class _Parser:
         self.servers: list[dict[str, t.Any]] = []
         self.handled: list[dict[str, t.Any]] = []
         self.rejected: list[dict[str, t.Any]] = []
+        self.streams: list[dict[str, t.Any]] = []
+        # variables with one static value: `map` blocks with only a default ({name: value}; None when not static)
+        self.maps: dict[str, str | None] = {}
+        self.named: dict[str, Directive] = {}  # the current server's named locations (@name)
+        self.named_done: set[str] = set()
+        self.server_settings: _Settings | None = None
+        self.used_vars: set[str] = set()
 
     def reject(self, d: Directive, server: str, kind: str, value: str, reason: str) -> None:
         entry = {"file": d.file, "line": d.line, "server": server, "kind": kind, "value": value, "reason": reason}
@@ -337,10 +507,14 @@ class _Parser:
         entry = {"file": d.file, "line": d.line, "directive": " ".join([d.name, *d.args])[:200], "context": context}
         if reason:
             entry["reason"] = reason
-        self.unsupported.append(entry)
+        if entry not in self.unsupported:
+            self.unsupported.append(entry)
 
     def main(self, directives: list[Directive]) -> None:
         http = [d for d in directives if d.name == "http" and d.block is not None]
+        for d in directives:
+            if d.name == "stream" and d.block is not None:
+                self.stream(d.block)
         if http:
             for d in directives:
                 if d.name not in MAIN_CONTEXT:
@@ -348,7 +522,26 @@ class _Parser:
             for h in http:
                 self.http(h.block or [])
         else:  # a conf.d snippet: server/upstream blocks at top level
-            self.http(directives)
+            self.http([d for d in directives if d.name != "stream"])
+
+    def stream(self, block: list[Directive]) -> None:
+        """``stream {}``: TCP/UDP proxies, listed with their ports (an Ingress cannot carry them)."""
+        upstreams = {d.args[0]: [s.args[0] for s in d.block or [] if s.name == "server" and s.args]
+                     for d in block if d.name == "upstream" and d.block is not None and d.args}
+        for d in block:
+            if d.name != "server" or d.block is None:
+                continue
+            listens = [x.args for x in d.block if x.name == "listen" and x.args]
+            target = next((x.args[0] for x in d.block if x.name == "proxy_pass" and x.args), "")
+            self.streams.append({
+                "file": d.file, "line": d.line,
+                "listen": [" ".join(a) for a in listens],
+                "ports": sorted({_port(a[0], 0) for a in listens}),
+                "protocol": "udp" if any("udp" in a for a in listens) else "tcp",
+                "proxy_pass": target,
+                "upstreams": upstreams.get(target, [target] if target else []),
+                "reason": _STREAM_REASON,
+            })
 
     def http(self, block: list[Directive]) -> None:
         for d in block:
@@ -361,6 +554,11 @@ class _Parser:
                                         "least_conn", "ip_hash", "random", "hash"):
                         self.report(s, f"upstream {d.args[0]}")
                 self.upstreams[d.args[0]] = servers
+            elif d.name == "map" and d.block is not None and len(d.args) == 2:
+                var = d.args[1].lstrip("$")
+                entries = [e for e in d.block if e.name not in ("hostnames", "volatile")]
+                only_default = len(entries) == 1 and entries[0].name == "default" and len(entries[0].args) == 1
+                self.maps[var] = entries[0].args[0] if only_default else None
         settings = _apply(_Settings(NGINX_DEFAULTS["client_max_body_size"], NGINX_DEFAULTS["read"],
                                     NGINX_DEFAULTS["send"], NGINX_DEFAULTS["connect"], True, {}), block)
         for d in block:
@@ -397,9 +595,15 @@ class _Parser:
             elif host not in hosts:
                 hosts.append(host)
         settings = _apply(inherited, block)
+        self.server_settings = settings
+        self.named = {d.args[0]: d for d in block if d.name == "location" and d.block is not None
+                      and len(d.args) == 1 and d.args[0].startswith("@")}
+        self.named_done = set()
+        self.used_vars = set()
+        variables = _variables(block, self.maps)
         for d in block:
             if d.name == "location" and d.block is not None:
-                self.location(d, hosts, tls, settings, context)
+                self.location(d, hosts, tls, settings, context, variables=variables)
             elif d.name == "return" and d.args and d.args[0] in _REDIRECT_CODES:
                 self.redirects.append({"hosts": names, "path": "/", "code": int(d.args[0]),
                                        "target": d.args[1] if len(d.args) > 1 else "", "tls": tls})
@@ -407,17 +611,32 @@ class _Parser:
                 self.header(d, context)
             elif d.name == "if":
                 self.report(d, context, "if blocks are not translated")
+            elif d.name == "set":
+                continue  # reported below unless a proxy_pass was resolved through it
             elif d.name not in IGNORED:
                 self.report(d, context)
+        for d in block:
+            if d.name == "set" and (len(d.args) != 2 or d.args[0].lstrip("$") not in self.used_vars):
+                self.report(d, context)
+        for name, d in self.named.items():
+            if name not in self.named_done:
+                self.report(d, context, "named location not reached by try_files or error_page of a location "
+                                        "that is carried over")
 
     def location(self, loc: Directive, names: list[str], tls: bool, inherited: _Settings, outer: str,
-                 parent: str = "") -> None:
+                 parent: str = "", variables: dict[str, str | None] | None = None) -> None:
         args = loc.args
         modifier, path = (args[0], args[1]) if len(args) == 2 else ("", args[0] if args else "/")
         context = f"{outer} location {' '.join(args)}"
         block = loc.block or []
+        if path.startswith("@") and not modifier and path in self.named and not parent:
+            return  # a named location: followed from the try_files / error_page that reach it
         if modifier in ("~", "~*") or path.startswith("@"):
-            self.report(loc, outer, "regular-expression and named locations have no Ingress path equivalent")
+            proxy = next((d.args[0] for d in block if d.name == "proxy_pass" and d.args), "")
+            upgrade = _websocket(_apply(inherited, block).headers)
+            self.report(loc, outer, "regular-expression and named locations have no Ingress path equivalent"
+                        + (f" (it proxies to {proxy}{' with websocket upgrade headers' if upgrade else ''}; its "
+                           "requests fall to the prefix routes)" if proxy else ""))
             return
         if path.startswith("/.well-known/acme-challenge"):
             self.handled.append({"file": loc.file, "line": loc.line, "location": path, "context": outer,
@@ -429,22 +648,95 @@ class _Parser:
                                    "target": ret.args[1] if len(ret.args) > 1 else "", "tls": tls})
             return
         settings = _apply(inherited, block)
+        local_vars = _variables(block, self.maps, variables or {})
         proxy = next((d for d in block if d.name == "proxy_pass" and d.args), None)
         marker = next((d for d in block if d.name == "set" and len(d.args) == 2 and d.args[0] == SPLIT_MARKER), None)
+        via: Directive | None = None
+        if proxy is None:
+            via, target_loc = self.fallback(block, context)
+            if target_loc is not None:
+                named_block = target_loc.block or []
+                proxy = next((d for d in named_block if d.name == "proxy_pass" and d.args), None)
+                marker = next((d for d in named_block if d.name == "set" and len(d.args) == 2
+                               and d.args[0] == SPLIT_MARKER), None)
+                settings = _apply(self.server_settings or inherited, named_block)
+                local_vars = _variables(named_block, self.maps, variables or {})
+                self.named_location(target_loc, outer)
+        used: set[str] = set()
         for d in block:
             if d.name == "location" and d.block is not None:
-                self.location(d, names, tls, settings, outer, path)
+                self.location(d, names, tls, settings, outer, path, variables)
             elif d.name == "proxy_set_header":
                 self.header(d, context)
-            elif d is marker:
+            elif d is marker or d is via or d.name == "set":
                 continue
             elif d.name not in IGNORED:
                 self.report(d, context)
         if proxy is None:
+            self.report_sets(block, context, used)
             if not any(d.name == "location" for d in block):
                 self.report(loc, outer, "location without proxy_pass (static files, return or other handler)")
             return
+        self.route(loc, modifier, path, names, tls, settings, proxy, marker, local_vars, used, outer, context)
+        self.report_sets(block, context, used)
+
+    def report_sets(self, block: list[Directive], context: str, used: set[str]) -> None:
+        for d in block:
+            if d.name == "set" and not (d.args and d.args[0] == SPLIT_MARKER) \
+                    and (len(d.args) != 2 or d.args[0].lstrip("$") not in used):
+                self.report(d, context)
+
+    def fallback(self, block: list[Directive], context: str) -> tuple[Directive | None, Directive | None]:
+        """The try_files / error_page of a location without proxy_pass and the named location it falls back to."""
+        for d in block:
+            if d.name in ("try_files", "error_page") and d.args and d.args[-1].startswith("@"):
+                target = self.named.get(d.args[-1])
+                if target is None:
+                    return None, None
+                if d.name == "try_files" and len(d.args) > 1:
+                    self.report(d, context, f"files are served from the host first; only the fallback "
+                                            f"{d.args[-1]} is carried over")
+                elif d.name == "error_page":
+                    self.report(d, context, f"the location is served on the host; only its error fallback "
+                                            f"{d.args[-1]} is carried over")
+                return d, target
+        return None, None
+
+    def named_location(self, loc: Directive, outer: str) -> None:
+        """Report what a named location reached from a route does that is not translated (once)."""
+        name = loc.args[0]
+        if name in self.named_done:
+            return
+        self.named_done.add(name)
+        context = f"{outer} location {name}"
+        for d in loc.block or []:
+            if d.name == "proxy_set_header":
+                self.header(d, context)
+            elif d.name not in IGNORED and d.name != "set":
+                self.report(d, context)
+
+    def route(self, loc: Directive, modifier: str, path: str, names: list[str], tls: bool, settings: _Settings,
+              proxy: Directive, marker: Directive | None, variables: dict[str, str | None], used: set[str],
+              outer: str, context: str) -> None:
         target = marker.args[1] if marker is not None else proxy.args[0]
+        whole_uri = False
+        if marker is None and "$" in target:
+            resolved, unknown, names_used = _resolve(target, variables)
+            if unknown:
+                self.report(proxy, context, "proxy_pass with variables that have no static value here ("
+                                            + ", ".join(f"${v}" for v in unknown) + "): upstream not resolved")
+                return
+            used.update(names_used)
+            self.used_vars.update(names_used)
+            target, whole_uri = resolved, True
+            for tail in ("$request_uri", "${request_uri}"):
+                if target.endswith(tail):  # the request URI as it came: as proxy_pass without a URI part
+                    target, whole_uri = target[: -len(tail)], False
+                    break
+            if "$" in target or (not whole_uri and re.search(r"://[^/]*/", target)):
+                self.report(proxy, context, "proxy_pass with $request_uri after a URI part or inside the target: "
+                                            "not translated")
+                return
         match = re.fullmatch(r"(?P<scheme>https?)://(?P<host>[^/\s]+)(?P<uri>/.*)?", target, re.DOTALL)
         if not match:
             if marker is not None:
@@ -453,9 +745,11 @@ class _Parser:
             else:
                 self.report(proxy, context, "proxy_pass target not understood")
             return
-        if "$" in target:
-            self.report(proxy, context, "proxy_pass with variables: upstream taken literally")
         scheme, hostport, uri = match["scheme"], match["host"], match["uri"]
+        if whole_uri and uri:
+            self.report(proxy, context, "proxy_pass with variables and a URI part replaces the whole request "
+                                        f"URI with {uri!r} (not a prefix replacement): not translated")
+            return
         problem = ingress_path_problem(path)
         if problem:
             self.reject(loc, outer, "location", path, problem)
@@ -464,13 +758,20 @@ class _Parser:
         if problem:
             self.reject(marker or proxy, outer, "proxy_pass", target, f"its URI part: {problem}")
             return
+        if hostport.startswith("unix:"):
+            self.report(proxy, context, "a unix socket upstream cannot be reached from the cluster")
+            return
         if hostport in self.upstreams:
             upstreams = list(self.upstreams[hostport])
         else:
             upstreams = [hostport if ":" in hostport.rsplit("]", 1)[-1] else
                          f"{hostport}:{443 if scheme == 'https' else 80}"]
-        websocket = ("upgrade" in settings.headers and "upgrade" in settings.headers.get("connection", "").lower()) \
-            or settings.headers.get("connection", "") == "$connection_upgrade"
+        bad = [u for u in upstreams if not _UPSTREAM_HOSTPORT.fullmatch(u)]
+        if bad:
+            self.reject(marker or proxy, outer, "proxy_pass", target,
+                        f"upstream {bad[0]!r} is not a host name or address with a port")
+            return
+        websocket = _websocket(settings.headers)
         for host in names:
             self.routes.append({
                 "name": route_name(host, path),
@@ -493,9 +794,53 @@ class _Parser:
             })
 
 
-def _port(listen: str) -> int:
+def _websocket(headers: dict[str, str]) -> bool:
+    """Whether the request headers a location sends make a websocket upgrade."""
+    return ("upgrade" in headers and "upgrade" in headers.get("connection", "").lower()) \
+        or headers.get("connection", "") == "$connection_upgrade"
+
+
+def _variables(block: list[Directive], maps: dict[str, str | None],
+               outer: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    """Variables with a static value at this level: ``set`` here (None when also set in an ``if``) over ``outer``."""
+    found: dict[str, str | None] = dict(outer if outer is not None else maps)
+    for d in block:
+        if d.name == "set" and len(d.args) == 2 and d.args[0] != SPLIT_MARKER:
+            found[d.args[0].lstrip("$")] = d.args[1]
+    for d in block:
+        if d.name == "if":
+            for inner in d.block or []:
+                if inner.name == "set" and inner.args:
+                    found[inner.args[0].lstrip("$")] = None
+    return found
+
+
+def _resolve(text: str, variables: dict[str, str | None], depth: int = 0) -> tuple[str, list[str], set[str]]:
+    """``text`` with its static variables replaced: (text, names without a static value, names used)."""
+    unknown: list[str] = []
+    used: set[str] = set()
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        if name == "request_uri":
+            return m.group(0)  # judged by the caller (the request URI as it came)
+        value = variables.get(name)
+        if value is None or depth > 8:
+            unknown.append(name)
+            return m.group(0)
+        used.add(name)
+        if "$" in value:
+            value, more, inner = _resolve(value, variables, depth + 1)
+            unknown.extend(more)
+            used.update(inner)
+        return value
+
+    return _VARIABLE.sub(sub, text), unknown, used
+
+
+def _port(listen: str, default: int = 80) -> int:
     tail = listen.rsplit("]", 1)[-1].rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else 80
+    return int(tail) if tail.isdigit() else default
 
 
 def _merge(routes: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
@@ -520,12 +865,50 @@ def _merge(routes: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
     return out
 
 
-def parse_routes(path: str, prefix: str | None = None) -> dict[str, t.Any]:
-    """Routes, upstreams, redirects and unsupported directives of the nginx configuration at ``path``."""
+def _validated(routes: list[dict[str, t.Any]], parser: _Parser) -> list[dict[str, t.Any]]:
+    """Every host, path and upstream checked once more before it leaves the module (a route that fails is rejected)."""
+    out = []
+    for route in routes:
+        source = Directive("route", [], route["source"]["file"], route["source"]["line"], None)
+        host, problem = ingress_host(route["host"]) if route["host"] else ("", "")
+        if problem or host != route["host"]:
+            parser.reject(source, route["name"], "server_name", route["host"], problem or "not a normalised host")
+            continue
+        problem = ingress_path_problem(route["path"]) or (
+            ingress_path_problem(route["upstream_path"]) if route["upstream_path"] else "")
+        if problem:
+            parser.reject(source, route["name"], "location", route["path"], problem)
+            continue
+        bad = [u for u in route["upstreams"] if not _UPSTREAM_HOSTPORT.fullmatch(u)]
+        if bad or not route["upstreams"]:
+            parser.reject(source, route["name"], "proxy_pass", ",".join(route["upstreams"]),
+                          "an upstream that is not a host name or address with a port")
+            continue
+        out.append(route)
+    return out
+
+
+def parse_routes(path: str, prefix: str | None = None, include_root: str | None = None,
+                 include_map: dict[str, str] | None = None) -> dict[str, t.Any]:
+    """Routes, upstreams, redirects and unsupported directives of the nginx configuration at ``path``.
+
+    ``include_root`` is a directory holding a copy of the host's files (an absolute ``include /x/y`` is read from
+    ``<include_root>/x/y``); ``include_map`` maps host directories to controller directories (longest match first).
+    """
+    includes = _Includes(os.path.abspath(prefix or os.path.dirname(os.path.abspath(path))),
+                         include_root or "", dict(include_map or {}), [])
+    directives = parse_file(path, None, (), includes)
+    check_syntax(directives)
     parser = _Parser()
-    parser.main(parse_file(path, prefix))
-    routes = _merge(parser.routes)
+    parser.main(directives)
+    if not parser.servers and not parser.streams:
+        unread = ", ".join(f"{u['include']} ({u['file']}:{u['line']})" for u in includes.unresolved)
+        raise NginxConfigError(
+            f"{os.path.abspath(path)}: no server block (http or stream) in the file or its includes, nothing to route"
+            + (f"; {len(includes.unresolved)} include(s) could not be read: {unread}" if unread else ""))
+    routes = _validated(_merge(parser.routes), parser)
     hosts = sorted({r["host"] for r in routes if r["host"]})
     return {"routes": routes, "upstreams": parser.upstreams, "hosts": hosts, "redirects": parser.redirects,
             "servers": parser.servers, "handled": parser.handled,
-            "unsupported": parser.unsupported, "rejected": parser.rejected}
+            "unsupported": parser.unsupported, "rejected": parser.rejected, "streams": parser.streams,
+            "unresolved_includes": includes.unresolved}

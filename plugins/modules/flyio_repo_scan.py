@@ -13,6 +13,12 @@ description:
   - "What counts as a reference:"
   - C(fly.toml) (and C(fly.<name>.toml)) files and their C(app = "...") line; such a file without C(app =) is
     reported as kind V(fly_toml).
+  - Any other C(*.toml) file whose top level holds C(app = "...") (read as TOML) is a Fly configuration as well; a
+    C(*.toml) file that is not UTF-8 or not valid TOML is not, and is listed in RV(notes) (never a failure).
+  - A Fly configuration named by a deploy step of a GitHub workflow (C(flyctl deploy --config fly-danger.toml),
+    C(fly deploy -c deploy/prod.toml), C(--config=...), also in the C(args) of C(superfly/flyctl-actions)) is read
+    as one whatever its name, relative to the checkout that holds C(.github); one that is not found, lies outside
+    the scanned tree or is named by a variable is listed in RV(notes).
   - Host names C(*.fly.dev) (kind V(fly_dev_hostname)) and C(*.internal) / C(*.flycast) (kind
     V(internal_hostname); C(docker.internal), C(containers.internal), C(compute.internal) and C(ec2.internal) are
     not Fly host names and are ignored).
@@ -138,11 +144,23 @@ references:
       app: sophiaai-jobs-v2
       text: REDIS_URL=redis://default:REDACTED@sophiaai-jobs-v2.internal:6379
 fly_tomls:
-  description: The C(fly.toml) files found, with the line and value of their C(app =) (null when there is none).
+  description:
+    - The Fly configurations found, with the line and value of their C(app =) (null when there is none).
+    - C(named_in) (C(<workflow>:<line>)) is set on a file found only because a workflow names it.
   returned: always
   type: list
   elements: dict
   sample: [{file: /srv/src/sophia-main/deploy/fly.toml, line: 1, app: sophiaai-jobs-v2}]
+notes:
+  description:
+    - What the scan could not tell, with C(file), C(line) (null for a whole file) and C(reason) - a C(*.toml) file
+      that is not UTF-8 or not TOML, a Fly configuration named in a workflow that is not found, lies outside the
+      scanned tree or is named by a variable.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{file: /srv/src/sophia-main/.github/workflows/deploy.yml, line: 12,
+            reason: "the Fly configuration fly-danger.toml named in the deploy step ... was not found"}]
 files_scanned:
   description: Number of text files read.
   returned: always
