@@ -73,7 +73,5 @@ fi
 echo "total time: $(( $(date +%s) - start_all ))s"
 [ ${#skipped[@]} -eq 0 ] || echo "not run (need what this machine lacks): ${skipped[*]}"
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]} (logs in tests/output/)"
-# figures the tests wrote (corpus acceptance and the like), one line each
-for f in tests/output/figures/*.txt; do [ -f "$f" ] && cat "$f"; done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
