@@ -88,7 +88,13 @@ class Directive(t.NamedTuple):
 
 def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
     """(token, line, quoted) triples; ``{``, ``}`` and ``;`` are tokens of their own."""
-    tokens: list[tuple[str, int, bool]] = []
+    return [(tok, line, quoted) for tok, line, _start, _end, quoted in spans(text, file)]
+
+
+def spans(text: str, file: str) -> list[tuple[str, int, int, int, bool]]:
+    """(token, line, start, end, quoted): each token with the offsets of its text in ``text`` (quotes included), for
+    editors that change one token and keep every other byte (sophia.migrate.nginx_edge)."""
+    tokens: list[tuple[str, int, int, int, bool]] = []
     i, line, n = 0, 1, len(text)
     while i < n:
         c = text[i]
@@ -102,13 +108,14 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
                 i += 1
         elif c == "{" and _lua_block_opening(tokens):
             # an OpenResty *_by_lua_block: its body is Lua, not nginx syntax; kept as one argument
-            start_line, i, line, code = line, *_lua_block(text, i, line, file)
-            tokens.extend([(code, start_line, True), (";", line, False)])
+            start, start_line, (i, line, code) = i, line, _lua_block(text, i, line, file)
+            tokens.extend([(code, start_line, start, i, True), (";", line, i, i, False)])
         elif c in "{};":
-            tokens.append((c, line, False))
+            tokens.append((c, line, i, i + 1, False))
             i += 1
         elif c in "\"'":
-            start_line, quote, i, buf = line, c, i + 1, []
+            start, start_line, quote, buf = i, line, c, []
+            i += 1
             while i < n and text[i] != quote:
                 if text[i] == "\\" and i + 1 < n:
                     buf.append({"n": "\n", "t": "\t", "r": "\r"}.get(text[i + 1], text[i + 1]))
@@ -120,8 +127,8 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
                 i += 1
             if i >= n:
                 raise NginxConfigError(f"{file}:{start_line}: unterminated quoted string")
-            tokens.append(("".join(buf), start_line, True))
             i += 1
+            tokens.append(("".join(buf), start_line, start, i, True))
         else:
             start, depth = i, 0
             while i < n:
@@ -135,17 +142,17 @@ def tokenize(text: str, file: str) -> list[tuple[str, int, bool]]:
                 elif ch.isspace() or ch in ";{}" or (ch == "#" and i == start):
                     break
                 i += 1
-            tokens.append((text[start:i], line, False))
+            tokens.append((text[start:i], line, start, i, False))
     return tokens
 
 
-def _lua_block_opening(tokens: list[tuple[str, int, bool]]) -> bool:
+def _lua_block_opening(tokens: list[tuple[str, int, int, int, bool]]) -> bool:
     """Whether a '{' opens the Lua body of a ``*_by_lua_block`` directive (its name, then arguments)."""
     for pos in range(len(tokens) - 1, -1, -1):
-        tok, _line, quoted = tokens[pos]
+        tok, quoted = tokens[pos][0], tokens[pos][4]
         if not quoted and tok in ("{", "}", ";"):
             return False
-        if pos == 0 or (not tokens[pos - 1][2] and tokens[pos - 1][0] in ("{", "}", ";")):
+        if pos == 0 or (not tokens[pos - 1][4] and tokens[pos - 1][0] in ("{", "}", ";")):
             return tok.endswith("_by_lua_block")
     return False
 

@@ -24,10 +24,12 @@ import ssl
 import typing as t
 import urllib.parse
 
+from ansible_collections.sophia.migrate.plugins.module_utils._nginx import _STOCK_INCLUDES as STOCK_INCLUDES
+from ansible_collections.sophia.migrate.plugins.module_utils._nginx import NginxConfigError, spans
+
 # the record of where a location pointed before its first edit (read back by nginx_routes)
 RECORD = "$sophia_migrate_compose_upstream"
-_STOCK = {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params", "koi-utf", "koi-win",
-          "win-utf"}
+_STOCK = STOCK_INCLUDES
 
 
 class EdgeError(Exception):
@@ -45,49 +47,12 @@ class Node(t.NamedTuple):
     block: list[Node] | None
 
 
-def _tokens(text: str, file: str) -> t.Iterator[tuple[str, int, int, int, bool]]:
-    """(token, line, start, end, quoted); ``{``, ``}`` and ``;`` are tokens of their own."""
-    i, line, n = 0, 1, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            line += 1
-            i += 1
-        elif c.isspace():
-            i += 1
-        elif c == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif c in "{};":
-            yield c, line, i, i + 1, False
-            i += 1
-        elif c in "\"'":
-            start, first = i, line
-            i += 1
-            while i < n and text[i] != c:
-                if text[i] == "\n":
-                    line += 1
-                i += 2 if text[i] == "\\" else 1
-            if i >= n:
-                raise EdgeError(f"{file}:{first}: unterminated quoted string")
-            i += 1
-            yield text[start + 1 : i - 1], first, start, i, True
-        else:
-            start, depth = i, 0
-            while i < n:
-                ch = text[i]
-                if ch == "{" and i > start and text[i - 1] == "$":
-                    depth += 1
-                elif ch == "}" and depth:
-                    depth -= 1
-                elif ch.isspace() or ch in ";{}":
-                    break
-                i += 1
-            yield text[start:i], line, start, i, False
-
-
 def parse(text: str, file: str) -> list[Node]:
-    tokens = list(_tokens(text, file))
+    """The directives of one file with their spans (the tokenizer is nginx_routes', so both read a file alike)."""
+    try:
+        tokens = spans(text, file)
+    except NginxConfigError as exc:
+        raise EdgeError(str(exc)) from exc
     pos = 0
 
     def block(depth: int) -> list[Node]:

@@ -19,6 +19,8 @@ import subprocess
 import pytest
 import yaml
 
+from support.figures import write_figure
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.join(ROOT, ".venv", "bin")
 ENV = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg")}
@@ -125,9 +127,6 @@ def test_only_listed_settings_differ_and_most_are_shared(inventories):
     ratio = shared / total
     line = (f"staging settings: {shared}/{total} of production's host settings rehearsed unchanged ({ratio:.0%}); "
             f"{len(keys)} overrides, each with its reason, in inventories/staging/group_vars/staging.yml")
-    figures = os.path.join(ROOT, "tests", "output", "figures")
-    os.makedirs(figures, exist_ok=True)
-    with open(os.path.join(figures, "staging_settings.txt"), "w", encoding="utf-8") as handle:
-        handle.write(line + "\n")
+    write_figure("staging_settings", line)
     print(line)
     assert ratio >= MIN_SHARED, line

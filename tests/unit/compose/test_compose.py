@@ -16,6 +16,7 @@ import yaml
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _k8s_validate
 from ansible_collections.sophia.migrate.plugins.modules import compose_to_k8s
+from support.figures import corpus_figure
 from support.modules import run_module
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "compose")
@@ -103,16 +104,8 @@ def test_corpus_as_a_new_user_figure(capsys):
     """Every corpus file gives valid manifests or a clean refusal, never a silent empty result; the figure goes to
     tests/output/figures/compose_corpus.txt (printed at the end of make test)."""
     outcomes = {os.path.basename(p): _run_as_a_new_user(p, capsys) for p in CORPUS}
-    good = [n for n, outcome in outcomes.items() if outcome[0] in ("valid", "refused")]
-    empty = [n for n, outcome in outcomes.items() if outcome[0] == "empty"]
-    share = 100 * len(good) // len(outcomes)
-    line = (f"compose_to_k8s corpus: {len(good)}/{len(outcomes)} files valid or cleanly refused ({share}%), "
-            f"{len(empty)} silent empty")
-    figures = pathlib.Path(__file__).resolve().parents[2] / "output" / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    (figures / "compose_corpus.txt").write_text(line + "\n", encoding="utf-8")
-    assert empty == [], line
-    assert share >= 90, (line, {n: o for n, (k, o) in outcomes.items() if k == "broken"})
+    verdicts = {n: {"empty": "silent-empty"}.get(kind, kind) for n, (kind, _o) in outcomes.items()}
+    corpus_figure("compose_corpus", "compose_to_k8s", verdicts)
 
 
 def test_corpus_is_present_with_its_sources():

@@ -14,11 +14,11 @@ import re
 import tomllib
 
 from ansible_collections.sophia.migrate.plugins.modules import flyio_repo_scan
+from support.figures import corpus_figure
 from support.modules import run_module
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 CORPUS = os.path.abspath(os.path.join(ROOT, "fixtures", "flyio", "corpus"))
-FIGURE = os.path.join(ROOT, "output", "figures", "flyio_corpus.txt")
 COLUMNS = ("file", "repository", "path", "commit", "license", "role", "options")
 
 
@@ -75,16 +75,7 @@ def test_corpus_valid_or_cleanly_refused(capsys):
     for row in sources():
         path = os.path.join(CORPUS, row["file"])
         verdicts[row["file"]] = judge(path, run_module(flyio_repo_scan, {"paths": [path]}, capsys))
-    good = sum(v in ("valid", "refused") for v in verdicts.values())
-    silent = sum(v == "silent-empty" for v in verdicts.values())
-    line = (f"flyio_repo_scan corpus: {good}/{len(verdicts)} files valid or cleanly refused "
-            f"({100 * good // len(verdicts)}%), {silent} silent empty")
-    os.makedirs(os.path.dirname(FIGURE), exist_ok=True)
-    with open(FIGURE, "w", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-    others = {f: v for f, v in verdicts.items() if v not in ("valid", "refused")}
-    assert silent == 0, others
-    assert good * 100 >= 90 * len(verdicts), others
+    corpus_figure("flyio_corpus", "flyio_repo_scan", verdicts)
 
 
 def test_the_named_configuration_of_a_corpus_workflow_is_noted_when_absent(capsys):

@@ -13,11 +13,11 @@ import re
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
 from ansible_collections.sophia.migrate.plugins.modules import nginx_routes
+from support.figures import corpus_figure
 from support.modules import run_module
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 CORPUS = os.path.join(ROOT, "fixtures", "nginx", "corpus")
-FIGURE = os.path.join(ROOT, "output", "figures", "nginx_corpus.txt")
 REPORTED = ("routes", "redirects", "handled", "unsupported", "rejected", "streams", "unresolved_includes")
 COLUMNS = ("file", "repository", "path", "commit", "license", "role", "options")
 CLEAN_REFUSAL = re.compile(r"nginx_routes: option 'path': \S+(:\d+: .+|: cannot read: .+|: no server block .+)",
@@ -78,14 +78,4 @@ def test_corpus_valid_or_cleanly_refused(capsys, tmp_path):
     for row in sources(CORPUS):
         if row["role"] == "main":
             verdicts[row["file"]] = judge(run_module(nginx_routes, module_args(row, str(tmp_path)), capsys))
-    good = sum(v in ("valid", "refused") for v in verdicts.values())
-    silent = sum(v == "silent-empty" for v in verdicts.values())
-    refused = sum(v == "refused" for v in verdicts.values())
-    line = (f"nginx_routes corpus: {good}/{len(verdicts)} files valid or cleanly refused "
-            f"({100 * good // len(verdicts)}%; {refused} refused), {silent} silent empty")
-    os.makedirs(os.path.dirname(FIGURE), exist_ok=True)
-    with open(FIGURE, "w", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-    others = {f: v for f, v in verdicts.items() if v not in ("valid", "refused")}
-    assert silent == 0, others
-    assert good * 100 >= 90 * len(verdicts), others
+    corpus_figure("nginx_corpus", "nginx_routes", verdicts)
