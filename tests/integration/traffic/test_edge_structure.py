@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
+import pathlib
 import ssl
 import subprocess
 import textwrap
@@ -20,7 +20,7 @@ import threading
 import urllib.request
 
 import pytest
-from traffic_support import free_port, wait_port
+from traffic_support import Nginx, free_port, wait_port
 
 from ansible_collections.sophia.migrate.plugins.modules import nginx_edge
 from support.modules import run_module
@@ -61,24 +61,10 @@ def stack(tmp_path):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                     "/CN=www.sophia-intel.ai", "-addext", "subjectAltName=DNS:www.sophia-intel.ai",
                     "-keyout", tmp_path / "key.pem", "-out", tmp_path / "cert.pem"], check=True, capture_output=True)
-    (tmp_path / "conf.d").mkdir()
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "nginx.conf").write_text(("user root;\n" if os.geteuid() == 0 else "") + textwrap.dedent(f"""\
-        worker_processes 1;
-        pid {tmp_path}/nginx.pid;
-        error_log {tmp_path}/logs/error.log warn;
-        events {{ worker_connections 64; }}
-        http {{
-            access_log off;
-            client_body_temp_path {tmp_path}/body;
-            proxy_temp_path {tmp_path}/proxy;
-            fastcgi_temp_path {tmp_path}/fcgi;
-            uwsgi_temp_path {tmp_path}/uwsgi;
-            scgi_temp_path {tmp_path}/scgi;
-            include conf.d/*.conf;
-        }}
-        """))
-    (tmp_path / "conf.d" / "www.conf").write_text(textwrap.dedent(f"""\
+    edge = Nginx(str(tmp_path), "edge", "include conf.d/*.conf;", [https])
+    conf = pathlib.Path(edge.dir)
+    (conf / "conf.d").mkdir()
+    (conf / "conf.d" / "www.conf").write_text(textwrap.dedent(f"""\
         upstream dash_up {{ server 127.0.0.1:{backend}; }}
         upstream ctx_up {{ server 127.0.0.1:{backend}; keepalive 4; }}
         upstream research_up {{ server 127.0.0.1:{backend}; }}
@@ -106,9 +92,7 @@ def stack(tmp_path):
             }}
         }}
         """))
-    nginx = ["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)]
-    subprocess.run([*nginx, "-t", "-q"], check=True)
-    proc = subprocess.Popen([*nginx, "-g", "daemon off;"])
+    edge.start()
     frontends = "".join(f"""
         frontend {name}
             bind 127.0.0.1:{port}
@@ -126,15 +110,18 @@ def stack(tmp_path):
         """) + textwrap.dedent(frontends))
     haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(tmp_path / "haproxy.cfg")])
     try:
-        wait_port(https)
         for port in splitters.values():
             wait_port(port)
-        yield {"dir": tmp_path, "https": https, "splitters": splitters, "nginx": nginx}
+        yield {"dir": tmp_path, "conf": conf, "https": https, "splitters": splitters, "nginx": edge.command()}
     finally:
-        for p in (proc, haproxy):
-            p.terminate()
-            p.wait(10)
+        edge.stop()
+        haproxy.terminate()
+        haproxy.wait(10)
         echo.shutdown()
+
+
+def edge_conf(stack) -> str:
+    return str(stack["conf"] / "nginx.conf")
 
 
 def seen(stack) -> list[tuple[dict, str]]:
@@ -158,12 +145,12 @@ def test_backend_sees_the_same_requests_before_and_after_the_edit(stack, capsys)
                **({"location": location} if location else {"path": path}),
                **({"verify_path": "/api/agents/x"} if name == "agents" else {})} for name, path, location in ROUTES]
     res = run_module(nginx_edge, {
-        "config": str(stack["dir"] / "nginx.conf"), "routes": routes,
+        "config": edge_conf(stack), "routes": routes,
         "validate_command": [*stack["nginx"], "-t", "-q"], "reload_command": [*stack["nginx"], "-s", "reload"],
         "verify_url": f"https://127.0.0.1:{stack['https']}", "ca_path": str(stack["dir"] / "cert.pem"),
     }, capsys)
     assert res["changed"] and not res.get("failed"), res.get("msg")
-    assert res["files"] == [str(stack["dir"] / "conf.d" / "www.conf")]
+    assert res["files"] == [str(stack["conf"] / "conf.d" / "www.conf")]
     assert set(res["verified"].values()) == {"compose1"}
     after = seen(stack)
     assert [body for body, _ in after] == [body for body, _ in before]
@@ -175,7 +162,7 @@ def test_verification_fails_when_the_edge_does_not_go_through_the_splitter(stack
     routes = [{"name": "ctx", "host": "www.sophia-intel.ai", "path": "/api/context",
                "splitter": f"127.0.0.1:{stack['splitters']['ctx']}", "verify_path": "/api/context/x"}]
     res = run_module(nginx_edge, {
-        "config": str(stack["dir"] / "nginx.conf"), "routes": routes, "timeout": 1,
+        "config": edge_conf(stack), "routes": routes, "timeout": 1,
         "verify_url": f"https://127.0.0.1:{stack['https']}", "ca_path": str(stack["dir"] / "cert.pem"),
     }, capsys)
     assert res["failed"] and "does not send these routes through the splitter: ctx" in res["msg"]
