@@ -598,6 +598,9 @@ class Options(t.NamedTuple):
     depends_on: str = "init"  # init | ordering
     bind_mounts: str = "hostPath"  # hostPath | emptyDir
     services: tuple[str, ...] = ()
+    # measured right-sizing (phase 2C): {service: {requests: {cpu, memory}, limits: {cpu, memory}}}, Kubernetes
+    # quantities; replaces what deploy.resources gives for those keys, never a GPU resource
+    resource_overrides: dict[str, t.Any] | None = None
     external_volumes: dict[str, str] | None = None
     network_policies: bool = False
 
@@ -896,6 +899,42 @@ def _env_split(name: str, env: dict[str, str], ctx: _Ctx) -> tuple[dict[str, str
     return plain, secret
 
 
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
+
+
+def check_resource_overrides(overrides: dict[str, t.Any], services: dict[str, t.Any]) -> None:
+    """Refuse right-sizing that names no service of the project, a section or resource other than requests/limits of
+    cpu/memory, a value that is not a Kubernetes quantity, or a request above its limit."""
+    if not isinstance(overrides, dict):
+        raise ComposeError("resource_overrides must be a mapping of service names")
+    unknown = sorted(set(overrides) - set(services))
+    if unknown:
+        raise ComposeError(f"resource_overrides: not in the compose project: {', '.join(map(str, unknown))} "
+                           "(a right-sizing file written for another version of the project?)")
+    for name, sections in overrides.items():
+        if not isinstance(sections, dict) or set(sections) - {"requests", "limits"}:
+            raise ComposeError(f"resource_overrides.{name}: a mapping with requests and/or limits")
+        for section, values in sections.items():
+            if not isinstance(values, dict) or set(values) - {"cpu", "memory"}:
+                raise ComposeError(f"resource_overrides.{name}.{section}: a mapping of cpu and/or memory")
+            for key, value in values.items():
+                if not _QUANTITY.match(str(value)):
+                    raise ComposeError(f"resource_overrides.{name}.{section}.{key}: {value!r} is not a Kubernetes "
+                                       "quantity (e.g. 250m, 512Mi)")
+        for key in ("cpu", "memory"):
+            low, high = (sections.get("requests") or {}).get(key), (sections.get("limits") or {}).get(key)
+            if low is not None and high is not None and _quantity_value(str(low)) > _quantity_value(str(high)):
+                raise ComposeError(f"resource_overrides.{name}: requests.{key} {low} is above limits.{key} {high}")
+
+
+def _quantity_value(text: str) -> float:
+    match = _QUANTITY.match(text)
+    number, unit = float(text[: len(text) - len(match.group(2) or "")]), match.group(2) or ""
+    scale = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18, "Ki": 2 ** 10, "Mi": 2 ** 20,
+             "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+    return number * scale.get(unit, 1)
+
+
 def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[str, t.Any]:
     """Kubernetes objects for every service of ``project`` (see module docstring)."""
     opts = opts or Options()
@@ -913,6 +952,7 @@ def translate(project: dict[str, t.Any], opts: Options | None = None) -> dict[st
         if missing:
             raise ComposeError(f"option services: not in the compose project: {', '.join(missing)}")
     selected = sorted(opts.services or services)
+    check_resource_overrides(opts.resource_overrides or {}, services)
     _refuse_name_collisions(project)
     if project.get("unset_variables"):
         ctx.warnings.append("variables not set, replaced by a blank string as Compose does: "
@@ -1111,6 +1151,13 @@ def _service(name: str, svc: dict[str, t.Any], ports_of: dict[str, list[dict[str
         container["readinessProbe"] = copy.deepcopy(probe)
     # resources and GPU
     resources = _resources(name, svc, ctx)
+    for section, values in ((ctx.opts.resource_overrides or {}).get(name) or {}).items():
+        resources.setdefault(section, {}).update(values)
+    for key in ("cpu", "memory"):  # the API server refuses a request above its limit
+        low, high = resources.get("requests", {}).get(key), resources.get("limits", {}).get(key)
+        if low is not None and high is not None and _quantity_value(low) > _quantity_value(high):
+            raise ComposeError(f"service {name}: requests.{key} {low} is above limits.{key} {high}"
+                               + (" (with resource_overrides)" if name in (ctx.opts.resource_overrides or {}) else ""))
     gpu = ctx.gpu  # type: ignore[attr-defined]
     if resources:
         container["resources"] = resources

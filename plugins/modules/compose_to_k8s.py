@@ -186,6 +186,15 @@ options:
       - Without it, Compose networks are only reported in RV(notes).
     type: bool
     default: false
+  resource_overrides:
+    description:
+      - Measured right-sizing per service (the approved recommendations of M(sophia.migrate.usage_report), written by
+        C(playbooks/phase2c.yml)), as C({service: {requests: {cpu, memory}, limits: {cpu, memory}}}) in Kubernetes
+        quantities. Each value replaces what C(deploy.resources) gives for that key; GPU resources are never changed.
+      - A service that is not in the project, another key, a value that is not a quantity, or a request above its limit
+        is refused before anything is written.
+    type: dict
+    default: {}
   validate:
     description: Validate every object offline (kubernetes-validate, strict) and fail on errors before writing.
     type: bool
@@ -279,7 +288,7 @@ def _options(p: dict) -> _compose.Options:
         image_pull_secrets=tuple(p["image_pull_secrets"]), wait_image=p["wait_image"], depends_on=p["depends_on"],
         bind_mounts=p["bind_mounts"], services=tuple(p["services"]),
         external_volumes={str(k): str(v) for k, v in p["external_volumes"].items()},
-        network_policies=p["network_policies"])
+        network_policies=p["network_policies"], resource_overrides=p["resource_overrides"])
 
 
 def _read(path: str) -> str | None:
@@ -381,6 +390,7 @@ def main() -> None:
                                 "default": [dict(x) for x in _compose.DEFAULT_GPU_TOLERATIONS]},
             "volume_size": {"type": "str", "default": "1Gi"},
             "volume_sizes": {"type": "dict", "default": {}},
+            "resource_overrides": {"type": "dict", "default": {}},
             "storage_class": {"type": "str"},
             "image_pull_secrets": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "wait_image": {"type": "str", "default": "busybox:1.36"},

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import pathlib
+import re
 import stat
 import subprocess
 import sys
@@ -610,3 +611,31 @@ def test_a_large_real_file_is_not_an_alias_bomb(tmp_path):
     path = tmp_path / "compose.yaml"
     path.write_text("services:\n" + services)
     assert len(_compose.load_project([str(path)])["services"]) == 300
+
+
+def test_resource_overrides_replace_measured_keys_and_never_the_gpu():
+    """Phase 2C's approved right-sizing reaches the manifests (before: written to a file nothing read)."""
+    out = _translate(SOPHIA, resource_overrides={
+        "mcp-research": {"requests": {"cpu": "500m", "memory": "3Gi"}, "limits": {"memory": "6Gi"}},
+        "sophia-dashboard": {"requests": {"cpu": "100m"}}})
+    research = _pod(out, "mcp-research")["containers"][0]["resources"]
+    assert research["requests"] == {"cpu": "500m", "memory": "3Gi"}
+    assert research["limits"]["memory"] == "6Gi" and research["limits"]["cpu"] == "4"
+    assert research["limits"]["nvidia.com/gpu"] == "1"
+    dashboard = _pod(out, "sophia-dashboard")["containers"][0]["resources"]
+    assert dashboard == {"limits": {"cpu": "500m", "memory": "512Mi"}, "requests": {"cpu": "100m"}}
+    untouched = _pod(_translate(SOPHIA), "mcp-context")["containers"][0]["resources"]
+    assert _pod(out, "mcp-context")["containers"][0]["resources"] == untouched
+
+
+@pytest.mark.parametrize(("overrides", "needle"), [
+    ({"mcp-gone": {"requests": {"cpu": "1"}}}, "not in the compose project: mcp-gone"),
+    ({"redis": {"requests": {"nvidia.com/gpu": "1"}}}, "a mapping of cpu and/or memory"),
+    ({"redis": {"minimum": {"cpu": "1"}}}, "a mapping with requests and/or limits"),
+    ({"redis": {"limits": {"memory": "lots"}}}, "is not a Kubernetes quantity"),
+    ({"redis": {"requests": {"memory": "4Gi"}, "limits": {"memory": "2Gi"}}}, "requests.memory 4Gi is above limits"),
+    ({"redis": {"requests": {"cpu": "1500m"}}}, "requests.cpu 1500m is above limits.cpu 1"),
+])
+def test_resource_overrides_refused_before_anything_is_written(overrides, needle):
+    with pytest.raises(_compose.ComposeError, match=re.escape(needle)):
+        _translate(SOPHIA, resource_overrides=overrides)

@@ -130,3 +130,27 @@ def test_role_apply_path_reaches_kubernetes_core_and_fails_cleanly_without_a_ser
     assert "Connection refused" in out or "Max retries exceeded" in out or "Failed to" in out, out[-3000:]
     missing = _play(tmp_path, _vars(tmp_path, k8s_services_apply=True, k8s_services_kubeconfig="/nonexistent/k3s.yaml"))
     assert missing[0] != 0 and "k8s_services_kubeconfig /nonexistent/k3s.yaml does not exist" in missing[1]
+
+
+def test_phase2c_rightsizing_file_reaches_the_manifests_and_the_inventory_wins(tmp_path):
+    """playbooks/phase2c.yml writes the approved right-sizing for k8s_services (before: nothing read it)."""
+    rightsizing = tmp_path / "rightsizing.yml"
+    rightsizing.write_text(yaml.safe_dump({"k8s_services_resource_overrides": {
+        "mcp-github": {"requests": {"cpu": "150m", "memory": "300Mi"}},
+        "redis": {"requests": {"memory": "1Gi"}}}}))
+    rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_rightsizing_file=str(rightsizing),
+                                    k8s_services_resource_overrides={"redis": {"requests": {"memory": "1500Mi"}}}))
+    assert rc == 0, out
+
+    def resources(service):
+        docs = yaml.safe_load_all((tmp_path / "render" / "services" / f"{service}.yaml").read_text())
+        pod = next(d for d in docs if d and d["kind"] in ("Deployment", "StatefulSet"))["spec"]["template"]["spec"]
+        return pod["containers"][0]["resources"]
+
+    assert resources("mcp-github")["requests"] == {"cpu": "150m", "memory": "300Mi"}
+    assert resources("redis")["requests"] == {"memory": "1500Mi"}
+    # a right-sizing file naming a service the project no longer has stops the render, naming it
+    gone = {"k8s_services_resource_overrides": {"mcp-gone": {"requests": {"cpu": "1"}}}}
+    rightsizing.write_text(yaml.safe_dump(gone))
+    rc, out = _play(tmp_path, _vars(tmp_path, k8s_services_rightsizing_file=str(rightsizing)))
+    assert rc != 0 and "not in the compose project: mcp-gone" in out, out
