@@ -210,7 +210,7 @@ def plan(tree: Tree, routes: list[dict[str, t.Any]]) -> list[Edit]:
         want = f"location {route.get('location') or route['path']}"
         want += f" in server {route['host']}" if route.get("host") else ""
         if len(places) != 1:
-            where = ", ".join(f"{n.file}:{n.line}" for _, n in places) or "none"
+            where = ", ".join(f"{n.file}:{n.line}" for _names, n in places) or "none"
             raise EdgeError(f"route {route['name']}: {want} with a proxy_pass must be found exactly once; found "
                             f"{len(places)} ({where}) in {', '.join(sorted(tree.texts))}")
         node = places[0][1]

@@ -189,8 +189,9 @@ options:
   resource_overrides:
     description:
       - Measured right-sizing per service (the approved recommendations of M(sophia.migrate.usage_report), written by
-        C(playbooks/phase2c.yml)), as C({service: {requests: {cpu, memory}, limits: {cpu, memory}}}) in Kubernetes
-        quantities. Each value replaces what C(deploy.resources) gives for that key; GPU resources are never changed.
+        C(playbooks/phase2c.yml)), by service name, each with C(requests) and/or C(limits) of C(cpu) and C(memory) in
+        Kubernetes quantities. Each value replaces what C(deploy.resources) gives for that key; GPU resources are never
+        changed.
       - A service that is not in the project, another key, a value that is not a quantity, or a request above its limit
         is refused before anything is written.
     type: dict

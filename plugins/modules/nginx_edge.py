@@ -69,13 +69,13 @@ options:
             C(~ ^/api/agents/). Takes precedence over O(routes[].path).
         type: str
       splitter:
-        description: The new target's address, C(HOST:PORT).
+        description: The new target's address, as C(HOST:PORT).
         type: str
         required: true
       verify_path:
         description:
-          - Path requested through the edge by O(verify_url); default the path of the location as written (with its
-            trailing C(/): nginx answers the path without it with a redirect). Required for a regex location.
+          - Path requested through the edge by O(verify_url); default the path of the location as written, with its
+            trailing C(/) (nginx answers the path without it with a redirect). Required for a regex location.
         type: str
   backup:
     description: Keep a copy of each changed file beside it (C(FILE.PID.DATE~)).
@@ -134,7 +134,7 @@ routes:
     line: {description: Its line., type: int}
     location: {description: The location's arguments., type: str}
     before: {description: The C(proxy_pass) target before., type: str}
-    after: {description: The target now (or in check mode, that would be)., type: str}
+    after: {description: "The target now (in check mode, the one it would be).", type: str}
     changed: {description: Whether this route's target changed., type: bool}
 files:
   description: The files written (or that would be, in check mode).

@@ -57,7 +57,7 @@ def stack(tmp_path):
     threading.Thread(target=echo.serve_forever, daemon=True).start()
     backend = echo.server_address[1]
     https = free_port()
-    splitters = {name: free_port() for name, _, _ in ROUTES}
+    splitters = {name: free_port() for name, _path, _location in ROUTES}
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                     "/CN=www.sophia-intel.ai", "-addext", "subjectAltName=DNS:www.sophia-intel.ai",
                     "-keyout", tmp_path / "key.pem", "-out", tmp_path / "cert.pem"], check=True, capture_output=True)
@@ -140,7 +140,7 @@ def test_backend_sees_the_same_requests_before_and_after_the_edit(stack, capsys)
     before = seen(stack)
     assert before[0][0]["path"] == "/items?q=1&x=%2F"  # the URI part strips the prefix
     assert before[4][0]["path"] == "/new/thing?keep=yes"  # rewrite ... break wins over the URI part
-    assert all(via == "" for _, via in before)
+    assert all(via == "" for _body, via in before)
     routes = [{"name": name, "host": "www.sophia-intel.ai", "splitter": f"127.0.0.1:{stack['splitters'][name]}",
                **({"location": location} if location else {"path": path}),
                **({"verify_path": "/api/agents/x"} if name == "agents" else {})} for name, path, location in ROUTES]
@@ -153,8 +153,8 @@ def test_backend_sees_the_same_requests_before_and_after_the_edit(stack, capsys)
     assert res["files"] == [str(stack["conf"] / "conf.d" / "www.conf")]
     assert set(res["verified"].values()) == {"compose1"}
     after = seen(stack)
-    assert [body for body, _ in after] == [body for body, _ in before]
-    assert all(via == "compose1" for _, via in after), after
+    assert [body for body, _via in after] == [body for body, _via in before]
+    assert all(via == "compose1" for _body, via in after), after
 
 
 def test_verification_fails_when_the_edge_does_not_go_through_the_splitter(stack, capsys):

@@ -78,8 +78,8 @@ def tree(tmp_path):
     return tmp_path
 
 
-def edge(capsys, tree, routes=ROUTES, check_mode=False, **extra):
-    return run_module(nginx_edge, {"config": str(tree / "nginx.conf"), "routes": routes, **extra}, capsys,
+def edge(capsys, tree, routes=None, check_mode=False, **extra):
+    return run_module(nginx_edge, {"config": str(tree / "nginx.conf"), "routes": routes or ROUTES, **extra}, capsys,
                       check_mode=check_mode)
 
 
@@ -125,8 +125,11 @@ def test_nginx_routes_reads_the_compose_upstream_back_after_the_edit(tree, capsy
     before = _nginx.parse_routes(str(tree / "nginx.conf"))
     edge(capsys, tree)
     after = _nginx.parse_routes(str(tree / "nginx.conf"))
-    upstreams = lambda r: {x["path"]: x["upstreams"] for x in r["routes"]}  # noqa: E731
-    assert upstreams(after) == upstreams(before)
+    assert _upstreams(after) == _upstreams(before)
+
+
+def _upstreams(result):
+    return {x["path"]: x["upstreams"] for x in result["routes"]}
 
 
 def test_check_mode_writes_nothing_and_shows_the_diff(capsys, tree):
