@@ -6,12 +6,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIO ?= default
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-unit test-integration test-molecule lint sanity rehearsal bench build docs clean
+.PHONY: help setup demo test test-unit test-integration test-molecule lint sanity rehearsal bench build docs clean status
 
 help:
 	@echo "make demo        set up, then run playbooks/phase2a.yml on the lab inventory"
 	@echo "make test        set up, then every test (lint, sanity, unit, integration, molecule)"
 	@echo "make setup       idempotent machine + venv + image preparation"
+	@echo "make status      where the migration stands (INVENTORY=inventories/production for production)"
 	@echo "make test-unit | test-integration | test-molecule SCENARIO=x | lint | sanity | bench | build"
 
 setup:
@@ -42,6 +43,10 @@ sanity:
 
 rehearsal: setup
 	@scripts/rehearsal.sh
+
+# Where the migration stands (ledger + live splitter shares), changing nothing: INVENTORY=inventories/production
+status:
+	ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/status.yml
 
 # Every benchmark, then one table of all results (benchmarks/results.json). A FAIL line is a measurement;
 # only a benchmark that crashes (non-zero exit) makes the target fail, after the table.

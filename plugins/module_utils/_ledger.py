@@ -56,6 +56,9 @@ def load(path: str) -> dict[str, t.Any]:
         raise LedgerError(f"ledger {path}: not valid JSON ({exc}); refusing to overwrite it") from exc
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise LedgerError(f"ledger {path}: not a ledger document (no 'entries' list); refusing to overwrite it")
+    if not isinstance(data.get("format", LEDGER_FORMAT), int) or isinstance(data.get("format"), bool):
+        raise LedgerError(f"ledger {path}: format {data.get('format')!r} is not a format number; "
+                          "refusing to overwrite it")
     if data.get("format", LEDGER_FORMAT) > LEDGER_FORMAT:
         raise LedgerError(f"ledger {path}: format {data.get('format')} is newer than this collection understands")
     data.setdefault("state", {})

@@ -118,6 +118,16 @@ def test_phase2b_data_then_walk_under_load_then_idempotent(lab, tmp_path):
     assert all(state[f"traffic/{r}"] == 100 for r in ("www-root", "www-api-context", "www-api-research"))
     again = playbook("playbooks/phase2b.yml")
     assert again.returncode == 0 and recap_changed(again.stdout) == 0, explain(again.stdout)
+    # the status at any time: the splitter's live shares agree with the ledger, and every route's last gate passed
+    status = playbook("playbooks/status.yml")
+    assert status.returncode == 0, explain(status.stdout)
+    with open(os.path.join(ROOT, "reports", "status.json")) as handle:
+        report = json.load(handle)
+    routes = ("www-root", "www-api-research", "www-api-context", "www-api-github", "www-api-business",
+              "www-api-lambda", "www-api-hubspot", "www-api-agents")
+    shares = {r["route"]: (r["ledger_share"], r["live_share"]) for r in report["routes"]}
+    assert shares == dict.fromkeys(routes, (100, 100))
+    assert {g["route"]: (g["share"], g["verdict"]) for g in report["gates"]}["www-api-context"] == (100, "pass")
 
 
 def test_failure_at_25_steps_back_under_load(lab, tmp_path):

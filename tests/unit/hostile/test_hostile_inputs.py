@@ -197,6 +197,8 @@ def base_args(name: str, f: Files) -> dict[str, t.Any]:
                                          "dashboards_dir": str(Path(f.file("dashboards/demo.json", DASHBOARD)).parent),
                                          "services": {"web": "web"}, "datasource_map": {"Prometheus": "p"}},
         "nginx_routes": lambda: {"path": f.file("nginx/nginx.conf", NGINX), "hosts": ["www.example.test"]},
+        "migration_status": lambda: {"ledger_path": str(f.out / "ledger.json"), "directory": str(f.out / "status"),
+                                     "live_shares": {"www-root": 100}},
         "nginx_edge": lambda: {"config": f.file("edge/nginx.conf", NGINX),
                                "routes": [{"name": "api", "host": "www.example.test", "path": "/api",
                                            "splitter": "127.0.0.1:9101"}]},
