@@ -24,7 +24,8 @@ from a demoted Redis, connection errors, Qdrant 5xx): a write is acknowledged on
 Role "worker" (sophia-jobs): pops jobs from the Redis list ``sophia:jobs`` and writes
 ``sophia:job:<id>:result``.
 
-Configuration by environment: SERVICE, SIDE (compose|k3s), PORT, REDIS_URL, QDRANT_URL, ROLE.
+Configuration by environment: SERVICE, SIDE (compose|k3s), PORT, REDIS_URL, QDRANT_URL, ROLE, and the stores'
+credentials where they need one (the staging lab, as production): REDIS_PASSWORD, QDRANT_API_KEY.
 Only the Python standard library and redis-py / requests (Debian packages) are needed.
 """
 
@@ -45,6 +46,8 @@ PORT = int(os.environ.get("PORT", "8080"))
 REDIS_URL = os.environ.get("REDIS_URL", "")
 QDRANT_URL = os.environ.get("QDRANT_URL", "")
 QDRANT_COLLECTION = os.environ.get("QDRANT_COLLECTION", "sophia")
+REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD") or None
+QDRANT_HEADERS = {"api-key": os.environ["QDRANT_API_KEY"]} if os.environ.get("QDRANT_API_KEY") else {}
 ROLE = os.environ.get("ROLE", "web")
 WRITE_RETRY_SECONDS = float(os.environ.get("WRITE_RETRY_SECONDS", "45"))
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -55,7 +58,7 @@ _metrics = {"requests": 0, "errors": 0, "writes": 0, "buckets": [0] * len(BUCKET
 
 
 def _redis():
-    return redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(REDIS_URL, password=REDIS_PASSWORD, socket_timeout=5, socket_connect_timeout=5)
 
 
 # What a data cutover looks like to a client: the demoted Redis answers READONLY (or unblocks a blocked
@@ -107,6 +110,7 @@ def _qdrant_upsert(item_id: str, value: str) -> None:
         resp = requests.put(
             f"{QDRANT_URL}/collections/{QDRANT_COLLECTION}/points?wait=true",
             json={"points": [{"id": pid, "vector": vec, "payload": {"item": item_id, "value": value, "by": SERVICE}}]},
+            headers=QDRANT_HEADERS,
             timeout=10,
         )
         resp.raise_for_status()

@@ -1,0 +1,158 @@
+"""Production's own settings on the staging lab (inventories/staging): the GPU host is a node with its own Docker
+engine and production's Compose project at /opt/sophia, nginx-proxy in the real-world layout (docs/lab-staging.md).
+
+Phase 2A runs in check mode, then for real, then again (nothing changes); Phase 1 runs against the Fly.io stand-in
+with the staging token. Every run: no "Module failed", no generated secret in the output.
+
+Real: the node's Docker engine, Compose project (Redis with its password, nginx-proxy with TLS, Prometheus and node
+exporter from Debian), dnsmasq answering the domain on the node's private address, systemd, sudo for user ubuntu,
+the roles' Python modules on the node (host_python). Stand-ins: Qdrant (tests/standins/qdrant_server.py), the
+services (roles/lab/files/lab_service.py), the Fly.io Machines API, the NVIDIA hook (no GPU); absent: a K3s binary
+(K3s is staged, not started), Grafana, Loki, cAdvisor (declared, no image here).
+
+Names and ports differ from the lab's (sophia-staging-*, no port published on the controller but the Fly stand-in's),
+so this module runs beside the lab in the same pytest session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+
+import pytest
+import yaml
+from conftest import ROOT, explain, playbook_env, recap_changed
+from standins.fly_machines_standin import FlyMachinesStandin, seed_legacy
+
+NODE = "sophia-staging-node"
+STATE = os.path.join(os.path.expanduser("~"), ".sophia-migrate", "staging")
+SECRETS = os.path.join(STATE, "secrets")
+
+
+def staging(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(["ansible-playbook", "-i", "inventories/staging", *args], cwd=ROOT,
+                          env={**playbook_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def node(*argv: str) -> str:
+    return subprocess.run(["docker", "exec", NODE, *argv], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+
+
+def secret_values() -> list[str]:
+    values = []
+    for name in os.listdir(SECRETS):
+        with open(os.path.join(SECRETS, name)) as handle:
+            values.append(handle.read().split()[0])
+    return values
+
+
+def clean(res: subprocess.CompletedProcess) -> None:
+    """The run passed, no module crashed and no generated secret is in its output."""
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, explain(res.stdout)
+    assert "Module failed" not in out, explain(res.stdout)
+    leaked = [value[:4] + "..." for value in secret_values() if value in out]
+    assert not leaked, f"secret values in the output: {leaked}"
+
+
+def report(out: str) -> dict:
+    match = re.search(r"Report: \S+\s+\(and\s+(\S+\.json)\)", out)  # -v wraps the message
+    assert match, out[-3000:]
+    with open(match.group(1)) as handle:
+        return json.load(handle)
+
+
+@pytest.fixture(scope="module")
+def fly_token() -> str:
+    """The staging Fly.io token: the one inventories/staging's password lookup reads (created here if missing)."""
+    os.makedirs(SECRETS, mode=0o700, exist_ok=True)
+    path = os.path.join(SECRETS, "fly-api-token")
+    if not os.path.exists(path):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(24).replace("-", "x").replace("_", "y") + "\n")
+    with open(path) as handle:
+        return handle.read().split()[0]
+
+
+@pytest.fixture(scope="module")
+def stage(fly_token):
+    built = staging("playbooks/lab-staging.yml")
+    try:
+        clean(built)
+        yield built
+    finally:
+        removed = staging("playbooks/lab-staging.yml", "-e", "lab_state=absent")
+        assert removed.returncode == 0, explain(removed.stdout)
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name={NODE}"], capture_output=True, text=True,
+                              check=True).stdout
+        assert left.strip() == ""
+
+
+def test_the_node_runs_production_compose_project(stage):
+    names = set(node("docker", "ps", "--format", "{{.Names}}").split())
+    assert {"sophia-redis-1", "sophia-qdrant-1", "sophia-nginx-proxy-1", "sophia-mcp-context-1",
+            "sophia-sophia-jobs-1", "sophia-prometheus-1", "sophia-node-exporter-1"} <= names, names
+    assert not names & {"sophia-grafana-1", "sophia-loki-1", "sophia-cadvisor-1"}  # declared, no image here
+    volumes = set(node("docker", "volume", "ls", "--format", "{{.Name}}").split())
+    assert {f"sophia_{v}" for v in ("redis-data", "qdrant-data", "research-cache", "prometheus-data")} <= volumes
+    compose = yaml.safe_load(node("cat", "/opt/sophia/docker-compose.yml"))
+    with open(os.path.join(ROOT, "inventories", "production", "group_vars", "all", "k8s_services.yml")) as handle:
+        production = yaml.safe_load(handle)["k8s_services_services"]
+    assert set(compose["services"]) == {s["name"] for s in production}
+    # Redis and Qdrant published on the private address, the apps on loopback, the secrets only in .env (0600)
+    listening = node("ss", "-lnt")
+    assert "10.213.255.20:6379" in listening and "10.213.255.20:6333" in listening
+    assert "127.0.0.1:8002" in listening and "127.0.0.1:3000" in listening
+    assert node("stat", "-c", "%a %U", "/opt/sophia/.env").split() == ["600", "root"]
+    assert not [v for v in secret_values() if v in node("cat", "/opt/sophia/docker-compose.yml")]
+    # production's edge validation command works as it is
+    node("docker", "exec", "sophia-nginx-proxy-1", "nginx", "-t", "-q")
+
+
+def test_phase2a_check_then_real_then_nothing_changes(stage):
+    clean(staging("playbooks/phase2a.yml", "--check"))
+    first = staging("playbooks/phase2a.yml", "-v")
+    clean(first)
+    # the DNS check ran on the node against the lab resolver and matched the public address
+    dns_task = r"Issuance \| DNS of every TLS host.*?\n.*?ok: \[lambda-gpu-01\]"  # on the node, not delegated
+    assert re.search(dns_task, first.stdout), explain(first.stdout)
+    assert "matched: true" in first.stdout
+    # routes were read from nginx.conf + conf.d/*.conf on the node: Ingresses staged in the node's K3s directory
+    manifests = "/var/lib/rancher/k3s/server/manifests"
+    ingresses = list(yaml.safe_load_all(node("cat", f"{manifests}/sophia-ingress-60-ingresses.yaml")))
+    by_name = {i["metadata"]["name"]: i for i in ingresses if i and i.get("kind") == "Ingress"}
+    assert {"www-root", "www-api-context", "www-api-research", "www-api-agents"} <= set(by_name), sorted(by_name)
+    context = by_name["www-api-context"]
+    assert "rewrite=/" in json.dumps(context["metadata"].get("annotations") or {})  # proxy_pass with a URI part
+    # K3s staged on the node: configuration and token written (0600), the service not started
+    assert node("stat", "-c", "%a", "/etc/rancher/k3s/token").strip() == "600"
+    assert "disabled" in subprocess.run(["docker", "exec", NODE, "systemctl", "is-enabled", "k3s"],
+                                        capture_output=True, text=True, check=False).stdout
+    steps = {s["name"].split(" ")[0]: s for s in report(first.stdout)["steps"]}
+    assert {name: s["outcome"] for name, s in steps.items()} == {
+        "k3s_gpu": "staged", "ingress_certs": "staged", "observability": "staged"}, steps
+    again = staging("playbooks/phase2a.yml")
+    clean(again)
+    assert recap_changed(again.stdout) == 0, explain(again.stdout)
+
+
+def test_phase1_with_the_staging_token(stage, fly_token):
+    with FlyMachinesStandin(token=fly_token, port=18470) as api:
+        seed_legacy(api)
+        env = {"SOPHIA_REPO_PATHS": os.path.join(ROOT, "tests", "fixtures", "flyio", "repo")}
+        first = staging("playbooks/phase1.yml", env=env)
+        clean(first)
+        assert any(r["path"].startswith("/v1/apps") for r in api.requests)
+        steps = {s["name"]: s for s in report(first.stdout)["steps"]}
+        assert steps["flyio inventory (Machines API)"]["outcome"] == "ran"
+        assert set(steps["verdicts"]["details"]) >= {"sophiaai-jobs-v2", "sophiaai-dashboard-v2"}
+        assert set(api.apps) >= {"sophiaai-jobs-v2", "sophiaai-dashboard-v2"}  # nothing destroyed unasked
+        again = staging("playbooks/phase1.yml", env=env)
+        clean(again)
+        assert recap_changed(again.stdout) == 0, explain(again.stdout)
+        assert api.violations == [], api.violations
