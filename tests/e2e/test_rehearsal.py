@@ -127,7 +127,7 @@ def test_phase2b_data_then_walk_under_load_then_idempotent(lab, tmp_path):
               "www-api-lambda", "www-api-hubspot", "www-api-agents")
     shares = {r["route"]: (r["ledger_share"], r["live_share"]) for r in report["routes"]}
     assert shares == dict.fromkeys(routes, (100, 100))
-    assert {g["route"]: (g["share"], g["verdict"]) for g in report["gates"]}["www-api-context"] == (100, "pass")
+    assert {g["route"]: (g["share"], g["verdict"]) for g in report["gates"]}["www-api-context"] == (100, "passed")
 
 
 def test_failure_at_25_steps_back_under_load(lab, tmp_path):

@@ -18,11 +18,11 @@ def ledger(tmp_path):
     _ledger.record(path, "phase2a", "done", "phase2a")
     for share in (25, 100):
         _ledger.record(path, f"traffic/www-root/{share}", "done", "phase2b",
-                       {"share": share, "gate": {"verdict": "pass", "rounds": 4, "duration_s": 5.1}},
+                       {"share": share, "gate": {"verdict": "passed", "rounds": 4, "duration_s": 5.1}},
                        {"action": "traffic_share", "route": "www-root", "share": 0 if share == 25 else 25})
         _ledger.set_state(path, "traffic/www-root", share)
     _ledger.record(path, "traffic/www-api-context/25", "done", "phase2b",
-                   {"share": 25, "gate": {"verdict": "pass", "rounds": 3, "duration_s": 5.0}},
+                   {"share": 25, "gate": {"verdict": "passed", "rounds": 3, "duration_s": 5.0}},
                    {"action": "traffic_share", "route": "www-api-context", "share": 0})
     _ledger.set_state(path, "traffic/www-api-context", 25)
     _ledger.record(path, "redis/cutover", "done", "phase2b", {}, {"action": "redis_cutover_back"})
@@ -44,7 +44,7 @@ def test_status_from_the_ledger_and_live_readings(capsys, ledger, tmp_path):
     assert routes["www-root"]["agrees"] is True and routes["www-api-context"]["agrees"] is False
     assert status["disagreements"] == ["www-api-context"]
     assert {g["route"]: (g["share"], g["verdict"], g["rounds"]) for g in status["gates"]} == {
-        "www-root": (100, "pass", 4), "www-api-context": (25, "pass", 3)}
+        "www-root": (100, "passed", 4), "www-api-context": (25, "passed", 3)}
     assert status["backups"][0]["sha256"] == "ab" * 32
     assert [u["step"] for u in status["pending_undo"]] == [
         "redis/cutover", "traffic/www-api-context/25", "traffic/www-root/100", "traffic/www-root/25"]
