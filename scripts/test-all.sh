@@ -40,40 +40,18 @@ pytest_stage() {  # pytest_stage NAME ARGS... -> each test counts
   echo "--- $name: $p passed, $f failed ($(( $(date +%s) - t0 ))s)"
 }
 
-# stages run beside the foreground ones (2 cores: one such lane): NAME CMD... -> tests/output/NAME.{log,rc,time}
-run_recorded() {
-  local name=$1; shift
-  local t0; t0=$(date +%s)
-  "$@" >"tests/output/$name.log" 2>&1; echo $? >"tests/output/$name.rc"
-  echo $(( $(date +%s) - t0 )) >"tests/output/$name.time"
-}
-bg_collect() {  # bg_collect NAME... (after `wait`) -> one check each
-  for name in "$@"; do
-    if [ "$(cat "tests/output/$name.rc")" = 0 ]; then
-      passed=$((passed + 1)); echo "--- $name: PASSED ($(cat "tests/output/$name.time")s)"
-    else
-      failed=$((failed + 1)); failures+=("$name"); echo "--- $name: FAILED ($(cat "tests/output/$name.time")s)"
-      tail -40 "tests/output/$name.log"
-    fi
-  done
-}
-
 stage ruff ruff check .
 stage yamllint yamllint -s .
+stage ansible-lint ansible-lint
 stage changelog antsibull-changelog lint
 stage collection-build ansible-galaxy collection build --force --output-path tests/output/build
-# ansible-lint then ansible-doc (one process each), beside sanity
-echo "=== ansible-lint, ansible-doc (beside sanity)"
-( run_recorded ansible-lint ansible-lint; run_recorded ansible-doc scripts/check-docs.sh ) &
+stage ansible-doc scripts/check-docs.sh
 stage sanity scripts/sanity.sh
-wait
-bg_collect ansible-lint ansible-doc
 pytest_stage unit tests/unit -n 2
 pytest_stage integration tests/integration
 # the end-to-end rehearsal on the lab (make rehearsal): counts printed in tests/output/rehearsal.log
 pytest_stage rehearsal tests/e2e -s
 skipped=()
-scenarios=()
 for scenario in $(ls molecule); do
   [ -f "molecule/$scenario/molecule.yml" ] || continue
   # A scenario that needs something this machine cannot have (a real K3s air-gap bundle, ...)
@@ -85,17 +63,7 @@ for scenario in $(ls molecule); do
       continue
     fi
   fi
-  scenarios+=("$scenario")
-done
-# Two scenarios at a time: each has its own container, network and Molecule state directory, and most of a
-# scenario's time is spent waiting on systemd, apt and docker exec rather than computing.
-for ((n = 0; n < ${#scenarios[@]}; n += 2)); do
-  batch=("${scenarios[@]:n:2}")
-  for scenario in "${batch[@]}"; do
-    echo "=== molecule-$scenario"; run_recorded "molecule-$scenario" molecule test -s "$scenario" &
-  done
-  wait
-  bg_collect "${batch[@]/#/molecule-}"
+  stage "molecule-$scenario" molecule test -s "$scenario"
 done
 
 echo
