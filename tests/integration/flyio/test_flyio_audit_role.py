@@ -172,7 +172,9 @@ def test_audit_destroys_the_safe_apps_then_reports_them_gone(world):
         "skipped",
         "missing_paths",
         "apps_referenced",
+        "notes",
     }
+    assert report["scan"]["notes"] == []  # nothing in the fixture repository is unreadable or missing
     assert report["scan"]["skipped"] == [{"file": str(world["repo"] / "logo.png"), "reason": "binary"}]
     assert report["scan"]["files_scanned"] == 1
     probes = {p["host"]: p for p in report["probes"]}
