@@ -56,6 +56,19 @@ def recap_changed(out: str) -> int:
     return sum(int(line.split("changed=")[1].split()[0]) for line in out.splitlines() if " changed=" in line)
 
 
+def changed_tasks(out: str) -> list[str]:
+    """The tasks of a run that reported a change, as 'TASK [role : name] -> host' (a loop's items count once)."""
+    found, task = [], ""
+    for line in out.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("]")[0] + "]"
+        elif line.startswith("changed: [") and task:
+            entry = f"{task} -> {line.split('[')[1].split(']')[0]}"
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
 def ledger() -> dict:
     with open(LEDGER) as handle:
         return json.load(handle)
