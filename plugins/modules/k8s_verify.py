@@ -144,7 +144,7 @@ checks:
   type: list
   elements: dict
 not_run:
-  description: Each check that did not run, as C(<check>: <reason>).
+  description: "Each check that did not run, as C(<check>: <reason>)."
   returned: always
   type: list
   elements: str

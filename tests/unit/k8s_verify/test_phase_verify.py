@@ -64,8 +64,8 @@ def test_phase2a_with_k3s_staged_lists_each_check_not_run_with_the_reason(tmp_pa
 
 
 def test_phase2a_with_k3s_started_and_no_api_server_fails(tmp_path):
-    proc, _ = run_phase(tmp_path, "phase2a", {"k3s_gpu_service_enabled": True,
-                                              "k3s_gpu_kubeconfig_dest": str(tmp_path / "no-kubeconfig")})
+    extra = {"k3s_gpu_service_enabled": True, "k3s_gpu_kubeconfig_dest": str(tmp_path / "no-kubeconfig")}
+    proc, _report = run_phase(tmp_path, "phase2a", extra)
     assert proc.returncode != 0
     out = " ".join(proc.stdout.split())
     assert "the post-deploy verification of localhost failed (1 problem(s)): not run: no API server: no usable " \
@@ -116,7 +116,7 @@ def test_phase2b_failed_verdict_fails_with_the_reasons(tmp_path):
 def test_phase2a_expects_gpus_times_time_slicing_replicas_from_the_plan(tmp_path):
     objects = yaml.safe_load((FIXTURES / "01-gpu-node-with-gpu.yaml").read_text(encoding="utf-8"))["objects"]
     plan = {"mode": "time-slicing", "gpus_found": 1, "time_slicing_replicas": 3, "device_plugin_config": {}}
-    proc, _ = run_phase(tmp_path, "phase2a", {
+    proc, _report = run_phase(tmp_path, "phase2a", {
         "k3s_gpu_verify_objects": objects, "ingress_certs_install": False, "k3s_gpu_gpu_enabled": True,
         "k3s_gpu_plan": {"plan": plan}, "k3s_gpu_config": {"node-name": "k8s-node1"}})
     assert proc.returncode != 0
