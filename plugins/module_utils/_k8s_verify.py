@@ -15,7 +15,12 @@ client's objects after ``sanitize_for_serialization``). Each check says what it 
   ready replicas equal to the desired count);
 - ``pvcs``: every PersistentVolumeClaim is Bound (with its last event when not);
 - ``pending_pods``: every Pending pod, explained from its FailedScheduling events (each "N <reason>" of the
-  scheduler's message, with what it usually means here).
+  scheduler's message, with what it usually means here);
+- ``cuda_smoke`` (when asked for): the CUDA smoke pods (``nvidia-smi`` in a pod that requests one ``nvidia.com/gpu``)
+  all Succeeded and listed a GPU, only GPUs the host's ``nvidia-smi`` knows, and, with dedicated GPUs, each of them.
+
+A check that cannot run (no API server, K3s staged and not started, the smoke pods switched off) is reported with
+``ran: false`` and the reason, never as passed: :func:`not_run` gives the checks a verification would have run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ import typing as t
 GPU_RESOURCE = "nvidia.com/gpu"
 KINDS = ("nodes", "pods", "events", "jobs", "deployments", "statefulsets", "daemonsets", "certificates",
          "challenges", "pvcs")
+# A GPU UUID as nvidia-smi prints it (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).
+GPU_UUID = re.compile(r"\bGPU-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+SMOKE_PREFIX = "sophia-cuda-smoke"
 
 # What a FailedScheduling reason usually means on this single GPU node (kube-scheduler's wording).
 _HINTS = (
@@ -111,7 +119,11 @@ def _int(value: t.Any, default: int = 0) -> int:
 
 
 def _check(name: str, reasons: list[str], looked_at: list[str]) -> dict[str, t.Any]:
-    return {"check": name, "ok": not reasons, "reasons": reasons, "checked": looked_at}
+    return {"check": name, "ran": True, "ok": not reasons, "reasons": reasons, "checked": looked_at}
+
+
+def _not_run_check(name: str, reason: str) -> dict[str, t.Any]:
+    return {"check": name, "ran": False, "ok": None, "reasons": [reason], "checked": []}
 
 
 # --------------------------------------------------------------------------- checks
@@ -282,7 +294,14 @@ def check_rollouts(objects: dict[str, t.Any], wanted: list[dict[str, str]] | Non
             problems.append(f"observedGeneration {observed} < generation {generation}")
         updated = _int(status.get("updatedReplicas"))
         ready = _int(status.get("availableReplicas" if kind == "Deployment" else "readyReplicas"))
-        if updated < desired:
+        current_rev, update_rev = status.get("currentRevision"), status.get("updateRevision")
+        if kind == "StatefulSet" and current_rev and update_rev:
+            # as `kubectl rollout status`: a StatefulSet is updated when its current revision is the update
+            # revision; the controller drops updatedReplicas from the status then (kubernetes/kubernetes#76748)
+            if current_rev != update_rev:
+                problems.append(f"currentRevision {current_rev} is not updateRevision {update_rev} "
+                                f"({updated}/{desired} updated)")
+        elif updated < desired:
             problems.append(f"{updated}/{desired} updated")
         if ready < desired:
             problems.append(f"{ready}/{desired} {'available' if kind == 'Deployment' else 'ready'}")
@@ -358,7 +377,64 @@ def check_pending_pods(objects: dict[str, t.Any]) -> dict[str, t.Any]:
     return result
 
 
+def check_cuda_smoke(objects: dict[str, t.Any], spec: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The CUDA smoke pods of ``spec`` (namespace, name_prefix, count, gpu_uuids, logs, require_each_gpu)."""
+    ns, prefix = str(spec.get("namespace") or "default"), str(spec.get("name_prefix") or SMOKE_PREFIX)
+    count = _int(spec.get("count"), 1)
+    logs = _dict(spec.get("logs"))
+    pods = [p for p in _list(objects, "pods")
+            if _meta(p).get("namespace") == ns and str(_meta(p).get("name", "")).startswith(prefix)]
+    reasons: list[str] = []
+    if len(pods) < count:
+        reasons.append(f"{len(pods)} of {count} CUDA smoke pod(s) {ns}/{prefix}* found")
+    seen: dict[str, list[str]] = {}
+    for pod in pods:
+        phase = _status(pod).get("phase")
+        text = str(logs.get(str(_meta(pod).get("name"))) or "").strip()
+        tail = f"; its log: {text[-300:]!r}" if text else ""
+        if phase == "Succeeded":
+            uuids = GPU_UUID.findall(text)
+            if not uuids:
+                reasons.append(f"CUDA smoke pod {_name(pod)} succeeded but nvidia-smi listed no GPU"
+                               f"{tail or ' (no log)'}")
+            for uuid in uuids:
+                seen.setdefault(uuid, []).append(_name(pod))
+        elif phase == "Failed":
+            reasons.append(f"CUDA smoke pod {_name(pod)} failed: {_pod_state(pod)}{tail}")
+        else:
+            reasons.append(f"CUDA smoke pod {_name(pod)} did not finish: {_pod_state(pod)}{tail}")
+    known = [str(u) for u in _seq(spec.get("gpu_uuids"))]
+    if known and seen:
+        strange = sorted(set(seen) - set(known))
+        if strange:
+            reasons.append(f"the smoke pods saw GPU(s) {', '.join(strange)} that the host's nvidia-smi does not list "
+                           f"({', '.join(known)})")
+        missing = [u for u in known if u not in seen]
+        if missing and spec.get("require_each_gpu"):
+            reasons.append(f"no CUDA smoke pod ran on GPU(s) {', '.join(missing)} (seen: {', '.join(sorted(seen))})")
+    result = _check("cuda_smoke", reasons, [_name(p) for p in pods])
+    result["gpus_seen"] = sorted(seen)
+    return result
+
+
 # --------------------------------------------------------------------------- verdict
+
+def planned_checks(expect: t.Any = None) -> list[str]:
+    """The checks :func:`verify` runs for ``expect`` (those with nothing to check left out)."""
+    expect = expect if isinstance(expect, dict) else {}
+    names = ["nodes_ready"]
+    if expect.get("gpu_allocatable") is not None:
+        names.append("gpu_allocatable")
+    names.extend(k for k in ("helm_jobs", "gpu_stack_pods", "cuda_smoke", "controllers") if expect.get(k))
+    return [*names, "certificates", "rollouts", "pvcs", "pending_pods"]
+
+
+def not_run(reason: str, expect: t.Any = None) -> dict[str, t.Any]:
+    """The result of a verification that could not run: each planned check not run, with ``reason``."""
+    checks = [_not_run_check(name, reason) for name in planned_checks(expect)]
+    return {"verdict": "not run", "ran": False, "reasons": [reason], "checks": checks, "pending": [],
+            "not_run": [f"{c['check']}: {reason}" for c in checks]}
+
 
 def verify(objects: t.Any, expect: t.Any = None) -> dict[str, t.Any]:
     """Every check over ``objects`` (lists per kind, see KINDS); ``expect`` names what must exist."""
@@ -381,6 +457,9 @@ def verify(objects: t.Any, expect: t.Any = None) -> dict[str, t.Any]:
     for key in ("gpu_stack_pods", "controllers", "workloads"):
         if not all(isinstance(x, dict) for x in expect.get(key) or []):
             raise VerifyError(f"expect.{key} items must be mappings")
+    smoke = expect.get("cuda_smoke")
+    if smoke is not None:
+        _check_smoke_spec(smoke)
     checks = [
         check_nodes(objects, gpu_node),
         check_gpu_allocatable(objects, gpu_node, None if gpu_allocatable is None else _int(gpu_allocatable)),
@@ -393,9 +472,27 @@ def verify(objects: t.Any, expect: t.Any = None) -> dict[str, t.Any]:
         check_pvcs(objects),
         check_pending_pods(objects),
     ]
-    reasons = [r for c in checks for r in c["reasons"]]
+    if smoke:
+        checks.insert(4, _not_run_check("cuda_smoke", str(smoke["skip_reason"])) if smoke.get("skip_reason")
+                      else check_cuda_smoke(objects, smoke))
+    reasons = [r for c in checks if c["ran"] for r in c["reasons"]]
     pending = next(c for c in checks if c["check"] == "pending_pods").pop("pending")
-    return {"verdict": "fail" if reasons else "pass", "reasons": reasons, "checks": checks, "pending": pending}
+    return {"verdict": "fail" if reasons else "pass", "reasons": reasons, "checks": checks, "pending": pending,
+            "not_run": [f"{c['check']}: {r}" for c in checks if not c["ran"] for r in c["reasons"]]}
+
+
+def _check_smoke_spec(smoke: t.Any) -> None:
+    if not isinstance(smoke, dict):
+        raise VerifyError("expect.cuda_smoke must be a mapping")
+    if smoke.get("skip_reason") is not None and not isinstance(smoke["skip_reason"], str):
+        raise VerifyError("expect.cuda_smoke.skip_reason must be a string")
+    count = smoke.get("count", 1)
+    if isinstance(count, bool) or _int(count, -1) < 1:
+        raise VerifyError(f"expect.cuda_smoke.count must be a positive integer, got {count!r}")
+    if not isinstance(smoke.get("logs", {}), dict):
+        raise VerifyError("expect.cuda_smoke.logs must map pod names to their log text")
+    if not isinstance(smoke.get("gpu_uuids", []), list):
+        raise VerifyError("expect.cuda_smoke.gpu_uuids must be a list")
 
 
 # --------------------------------------------------------------------------- reading a cluster

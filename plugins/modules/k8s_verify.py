@@ -17,8 +17,11 @@ description:
     the GPU stack's pods (O(expect.gpu_stack_pods)) Ready; the Deployments in O(expect.controllers) Available; every
     Certificate Ready; every Deployment/StatefulSet (or those in O(expect.workloads)) rolled out; every
     PersistentVolumeClaim Bound; every Pending pod explained from its FailedScheduling events.
+  - With O(expect.cuda_smoke), also checks the CUDA smoke pods (C(nvidia-smi) in pods that request one
+    C(nvidia.com/gpu) each, created and removed by the caller) from their phase and the logs given.
   - Without an API server (no kubeconfig, nothing listening, as in the lab) it reports RV(verdict) C(not run) and
-    the reason, and does not fail.
+    the reason, and does not fail; so does O(not_run_reason), without reading anything. Each check that would have
+    run is in RV(checks) with C(ran=false) and the reason.
 author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:
@@ -33,6 +36,11 @@ options:
         C(daemonsets), C(certificates), C(challenges), C(pvcs)), each a list of objects as C(kubectl get -o yaml)
         shows them. Given, no cluster is read.
     type: dict
+  not_run_reason:
+    description:
+      - Why the verification cannot run here (for example K3s staged, not started). Given, nothing is read and
+        RV(verdict) is C(not run) with this reason for every check.
+    type: str
   kubeconfig:
     description: Kubeconfig of the cluster to read (default the client's usual lookup).
     type: path
@@ -85,6 +93,14 @@ options:
           - Omitted, every one read is checked.
         type: list
         elements: dict
+      cuda_smoke:
+        description:
+          - The CUDA smoke pods to judge, as C({namespace, name_prefix, count, gpu_uuids, logs, require_each_gpu,
+            skip_reason}) - C(count) pods named C(<name_prefix>*) must have Succeeded and their C(logs) (pod name to
+            log text) list a GPU UUID; only UUIDs in C(gpu_uuids) (the host's C(nvidia-smi)); with
+            C(require_each_gpu) every one of them.
+          - With C(skip_reason) the check is reported not run with that reason (the smoke test is switched off).
+        type: dict
   fail_on_problems:
     description: Fail when the verdict is C(fail) (the reasons are in the message and the result).
     type: bool
@@ -121,10 +137,17 @@ reasons:
   type: list
   elements: str
 checks:
-  description: Each check with C(ok), its C(reasons) and the objects it C(checked).
-  returned: when ran
+  description:
+    - Each check with C(ran), C(ok) (C(null) when not run), its C(reasons) (why it failed, or why it did not run) and
+      the objects it C(checked); C(cuda_smoke) also has C(gpus_seen).
+  returned: always
   type: list
   elements: dict
+not_run:
+  description: "Each check that did not run, as C(<check>: <reason>)."
+  returned: always
+  type: list
+  elements: str
 pending:
   description: Each Pending pod with the scheduler's message split into reasons and what each usually means.
   returned: when ran
@@ -143,6 +166,7 @@ EXPECT_SPEC = {
     "gpu_stack_pods": {"type": "list", "elements": "dict", "default": []},
     "controllers": {"type": "list", "elements": "dict", "default": []},
     "workloads": {"type": "list", "elements": "dict"},
+    "cuda_smoke": {"type": "dict"},
 }
 
 
@@ -150,6 +174,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "objects": {"type": "dict"},
+            "not_run_reason": {"type": "str"},
             "kubeconfig": {"type": "path"},
             "context": {"type": "str"},
             "namespaces": {"type": "list", "elements": "str", "default": []},
@@ -157,19 +182,23 @@ def main() -> None:
             "expect": {"type": "dict", "default": {}, "options": EXPECT_SPEC},
             "fail_on_problems": {"type": "bool", "default": True},
         },
-        mutually_exclusive=[("objects", "kubeconfig"), ("objects", "context")],
+        mutually_exclusive=[("objects", "kubeconfig"), ("objects", "context"), ("objects", "not_run_reason")],
         supports_check_mode=True,
     )
     p = module.params
     if p["timeout"] <= 0:
         module.fail_json(msg=f"k8s_verify: timeout must be a positive number of seconds, got {p['timeout']}")
+    if p["not_run_reason"] is not None:
+        if not p["not_run_reason"].strip():
+            module.fail_json(msg="k8s_verify: not_run_reason must say why the verification cannot run (it is empty)")
+        module.exit_json(changed=False, **kverify.not_run(f"not run: {p['not_run_reason'].strip()}", p["expect"]))
     try:
         objects = p["objects"]
         if objects is None:
             objects = kverify.read_cluster(p["kubeconfig"], p["context"], p["namespaces"], p["timeout"])
         result = kverify.verify(objects, p["expect"])
     except kverify.NoApiServer as exc:
-        module.exit_json(changed=False, ran=False, verdict="not run", reasons=[f"not run: no API server: {exc}"])
+        module.exit_json(changed=False, **kverify.not_run(f"not run: no API server: {exc}", p["expect"]))
     except kverify.VerifyError as exc:
         module.fail_json(msg=f"k8s_verify: {exc}", ran=False, verdict="not run", reasons=[str(exc)])
     if result["verdict"] == "fail" and p["fail_on_problems"]:

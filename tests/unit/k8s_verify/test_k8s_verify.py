@@ -147,6 +147,8 @@ def test_module_without_api_server_reports_not_run(tmp_path, capsys):
     assert not out.get("failed"), out
     assert out["verdict"] == "not run" and out["ran"] is False
     assert out["reasons"][0].startswith("not run: no API server: no API server at http://127.0.0.1:")
+    assert [c["check"] for c in out["checks"]] == ["nodes_ready", "certificates", "rollouts", "pvcs", "pending_pods"]
+    assert all(c["ran"] is False and c["reasons"] == out["reasons"] for c in out["checks"])
     out = run_module(k8s_verify, {"kubeconfig": str(tmp_path / "missing")}, capsys)
     assert out["verdict"] == "not run" and "no usable kubeconfig" in out["reasons"][0]
 
@@ -202,3 +204,102 @@ def test_module_reads_a_cluster_with_the_kubernetes_client(tmp_path, capsys):
 def test_module_bad_input_fails_cleanly(args, needle, capsys):
     out = run_module(k8s_verify, args, capsys)
     assert out["failed"] and needle in out["msg"], out
+
+
+# --------------------------------------------------------------------------- StatefulSet revisions, CUDA smoke, not run
+
+def test_statefulset_between_revisions_is_not_rolled_out():
+    sts = load("18-statefulset-ready-without-updated-replicas.yaml")["objects"]["statefulsets"][0]
+    moving = {**sts, "status": {**sts["status"], "updateRevision": "busybox-6d8f7c9b44", "updatedReplicas": 0}}
+    result = kverify.verify({"statefulsets": [moving]})
+    assert result["reasons"] == ["StatefulSet isomateset/busybox is not rolled out: currentRevision busybox-5c9bc6dbb5 "
+                                 "is not updateRevision busybox-6d8f7c9b44 (0/1 updated)"]
+
+
+def _smoke_pod(name: str, phase: str, **state: t.Any) -> dict:
+    status: dict = {"phase": phase}
+    if state:
+        status["containerStatuses"] = [{"name": "nvidia-smi", "restartCount": 0, "state": state}]
+    return {"metadata": {"name": name, "namespace": "default"}, "status": status}
+
+
+UUIDS = ["GPU-f7ae5244-529a-6aa0-4773-4e616b43901c", "GPU-038869a3-ba5d-11eb-b165-70244e138fa3"]
+
+
+def test_cuda_smoke_counts_pods_and_gpus():
+    pods = [_smoke_pod("sophia-cuda-smoke-0", "Succeeded"), _smoke_pod("sophia-cuda-smoke-1", "Succeeded")]
+    logs = {f"sophia-cuda-smoke-{i}": f"{UUIDS[0]}, GeForce GTX 960" for i in (0, 1)}
+    spec = {"namespace": "default", "count": 2, "gpu_uuids": UUIDS, "logs": logs}
+    result = kverify.verify({"pods": pods}, {"cuda_smoke": spec})
+    assert result["verdict"] == "pass", result["reasons"]  # time-slicing: two replicas on one GPU is fine
+    smoke = next(c for c in result["checks"] if c["check"] == "cuda_smoke")
+    assert smoke["gpus_seen"] == [UUIDS[0]] and smoke["ran"] is True
+    result = kverify.verify({"pods": pods}, {"cuda_smoke": {**spec, "require_each_gpu": True}})
+    assert result["reasons"] == [f"no CUDA smoke pod ran on GPU(s) {UUIDS[1]} (seen: {UUIDS[0]})"]
+    result = kverify.verify({"pods": pods}, {"cuda_smoke": {**spec, "gpu_uuids": [UUIDS[1]]}})
+    assert result["reasons"] == [f"the smoke pods saw GPU(s) {UUIDS[0]} that the host's nvidia-smi does not list "
+                                 f"({UUIDS[1]})"]
+    result = kverify.verify({"pods": pods[:1]}, {"cuda_smoke": {**spec, "count": 2}})
+    assert result["reasons"] == ["1 of 2 CUDA smoke pod(s) default/sophia-cuda-smoke* found"]
+
+
+def test_cuda_smoke_pod_that_did_not_finish_or_printed_nothing():
+    pods = [_smoke_pod("sophia-cuda-smoke-0", "Pending",
+                       waiting={"reason": "ContainerCreating"}),
+            _smoke_pod("sophia-cuda-smoke-1", "Succeeded")]
+    result = kverify.verify({"pods": pods}, {"cuda_smoke": {"namespace": "default", "count": 2, "logs": {}}})
+    assert ("CUDA smoke pod default/sophia-cuda-smoke-0 did not finish: phase Pending, nvidia-smi: ContainerCreating "
+            "(0 restarts)") in result["reasons"]
+    assert ("CUDA smoke pod default/sophia-cuda-smoke-1 succeeded but nvidia-smi listed no GPU (no log)"
+            in result["reasons"])
+
+
+def test_cuda_smoke_switched_off_is_reported_not_run_and_does_not_fail():
+    data = load("01-gpu-node-with-gpu.yaml")
+    expect = {**data["expect"], "cuda_smoke": {"skip_reason": "k3s_gpu_verify_cuda_smoke is false"}}
+    result = kverify.verify(data["objects"], expect)
+    assert result["verdict"] == "pass" and result["reasons"] == []
+    smoke = next(c for c in result["checks"] if c["check"] == "cuda_smoke")
+    assert smoke == {"check": "cuda_smoke", "ran": False, "ok": None,
+                     "reasons": ["k3s_gpu_verify_cuda_smoke is false"], "checked": []}
+    assert result["not_run"] == ["cuda_smoke: k3s_gpu_verify_cuda_smoke is false"]
+
+
+def test_not_run_lists_every_planned_check_with_the_reason():
+    expect = {"gpu_node": "n", "gpu_allocatable": 3, "helm_jobs": ["helm-install-x"], "cuda_smoke": {"count": 1}}
+    assert kverify.planned_checks(expect) == ["nodes_ready", "gpu_allocatable", "helm_jobs", "cuda_smoke",
+                                              "certificates", "rollouts", "pvcs", "pending_pods"]
+    assert kverify.planned_checks(None) == ["nodes_ready", "certificates", "rollouts", "pvcs", "pending_pods"]
+    result = kverify.not_run("not run: K3s staged", expect)
+    assert result["verdict"] == "not run" and result["ran"] is False
+    assert all(c["ran"] is False and c["reasons"] == ["not run: K3s staged"] for c in result["checks"])
+    assert result["not_run"][1] == "gpu_allocatable: not run: K3s staged"
+
+
+@pytest.mark.parametrize(("smoke", "needle"), [
+    ("x", "expect.cuda_smoke must be a mapping"),
+    ({"count": 0}, "count must be a positive integer"),
+    ({"count": True}, "count must be a positive integer"),
+    ({"logs": ["x"]}, "logs must map pod names"),
+    ({"gpu_uuids": "GPU-1"}, "gpu_uuids must be a list"),
+    ({"skip_reason": 3}, "skip_reason must be a string"),
+])
+def test_bad_cuda_smoke_is_refused(smoke, needle):
+    with pytest.raises(kverify.VerifyError) as info:
+        kverify.verify({}, {"cuda_smoke": smoke})
+    assert needle in str(info.value)
+
+
+def test_module_not_run_reason_reads_nothing(tmp_path, capsys):
+    args = {"kubeconfig": str(tmp_path / "missing"), "not_run_reason": "K3s was staged, not started",
+            "expect": {"gpu_allocatable": 3, "cuda_smoke": {"count": 1}}}
+    out = run_module(k8s_verify, args, capsys)
+    assert not out.get("failed") and out["verdict"] == "not run" and out["ran"] is False, out
+    assert [c["check"] for c in out["checks"]][:3] == ["nodes_ready", "gpu_allocatable", "cuda_smoke"]
+    assert out["reasons"] == ["not run: K3s was staged, not started"]  # not the missing kubeconfig: nothing read
+    out = run_module(k8s_verify, {**args, "not_run_reason": " "}, capsys)
+    assert out["failed"] and "not_run_reason must say why" in out["msg"]
+    out = run_module(k8s_verify, {"objects": {}, "not_run_reason": "x"}, capsys)
+    assert out["failed"] and "mutually exclusive" in out["msg"]
+    out = run_module(k8s_verify, {"objects": {}, "expect": {"cuda_smoke": {"count": -1}}}, capsys)
+    assert out["failed"] and "count must be a positive integer" in out["msg"]
