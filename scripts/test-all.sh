@@ -8,7 +8,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 mkdir -p tests/output
 # figures the tests measure (shared settings, corpus shares...): one line each, printed at the end
-rm -rf tests/output/figures
+rm -rf tests/output/figures tests/output/*.rc
 passed=0; failed=0; failures=()
 start_all=$(date +%s)
 
@@ -22,6 +22,39 @@ stage() {  # stage NAME CMD...   -> one check
     failed=$((failed + 1)); failures+=("$name"); echo "--- $name: FAILED ($(( $(date +%s) - t0 ))s)"
     tail -40 "tests/output/$name.log"
   fi
+}
+
+# bg_stage NAME CMD -> one check, queued to run in the background beside the next stage, one after the other
+# (the static checks use about one core; the integration tests leave one idle). run_bg starts the queue;
+# collect_stages waits, then prints and counts them.
+bg_names=(); bg_cmds=()
+bg_stage() { bg_names+=("$1"); bg_cmds+=("$2"); }
+
+run_bg() {
+  (
+    for i in "${!bg_names[@]}"; do
+      t0=$(date +%s)
+      ${bg_cmds[$i]} >"tests/output/${bg_names[$i]}.log" 2>&1
+      echo "$? $(( $(date +%s) - t0 ))" >"tests/output/${bg_names[$i]}.rc"
+    done
+  ) &
+  bg_pid=$!
+}
+
+collect_stages() {
+  wait "$bg_pid"
+  local name rc secs
+  for name in "${bg_names[@]}"; do
+    echo "=== $name (ran beside the stage before)"
+    read -r rc secs <"tests/output/$name.rc" || rc=1
+    if [ "${rc:-1}" -eq 0 ]; then
+      passed=$((passed + 1)); echo "--- $name: PASSED (${secs}s)"
+    else
+      failed=$((failed + 1)); failures+=("$name"); echo "--- $name: FAILED (${secs:-?}s)"
+      tail -40 "tests/output/$name.log"
+    fi
+  done
+  bg_names=(); bg_cmds=()
 }
 
 pytest_stage() {  # pytest_stage NAME ARGS... -> each test counts
@@ -42,13 +75,16 @@ pytest_stage() {  # pytest_stage NAME ARGS... -> each test counts
 
 stage ruff ruff check .
 stage yamllint yamllint -s .
-stage ansible-lint ansible-lint
 stage changelog antsibull-changelog lint
 stage collection-build ansible-galaxy collection build --force --output-path tests/output/build
-stage ansible-doc scripts/check-docs.sh
-stage sanity scripts/sanity.sh
+stage ansible-lint ansible-lint
 pytest_stage unit tests/unit -n 2
-pytest_stage integration tests/integration
+bg_stage ansible-doc scripts/check-docs.sh
+bg_stage sanity scripts/sanity.sh
+run_bg
+# whole files per worker: a file's tests share their servers and containers (names are unique per file)
+pytest_stage integration tests/integration -n 2 --dist loadfile
+collect_stages
 # the end-to-end rehearsal on the lab (make rehearsal): counts printed in tests/output/rehearsal.log
 pytest_stage rehearsal tests/e2e -s
 skipped=()

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -97,6 +98,7 @@ class Writer(threading.Thread):
         self.halt = threading.Event()
         self.acked: dict[str, str] = {}
         self.failed = 0
+        self.why: list[str] = []  # the first failures, each with its time and cause
         self.slowest = 0.0
         self.timeout = timeout
         self.ctx = ssl.create_default_context()
@@ -118,11 +120,17 @@ class Writer(threading.Thread):
                     if resp.status == 201:
                         self.acked[item] = body["side"]
                     else:
-                        self.failed += 1
-            except OSError:
-                self.failed += 1
+                        self.fail(f"{service} answered {resp.status}: {str(body)[:200]}")
+            except OSError as exc:  # HTTPError (a non-2xx answer) included
+                detail = exc.read()[:200].decode(errors="replace") if isinstance(exc, urllib.error.HTTPError) else ""
+                self.fail(f"{service}: {exc!r} {detail}".strip())
             self.slowest = max(self.slowest, time.monotonic() - started)
             time.sleep(0.05)
+
+    def fail(self, why: str) -> None:
+        self.failed += 1
+        if len(self.why) < 5:
+            self.why.append(f"{time.strftime('%H:%M:%S')} {why}")
 
     def stop(self) -> None:
         self.halt.set()
@@ -145,7 +153,8 @@ class Writer(threading.Thread):
 
     def report(self, label: str, lost: dict[str, list[str]]) -> str:
         return (f"{label}: writes acknowledged {len(self.acked)}, failed {self.failed}, lost in Redis "
-                f"{len(lost['redis'])}, lost in Qdrant {len(lost['qdrant'])}, slowest {self.slowest:.1f}s")
+                f"{len(lost['redis'])}, lost in Qdrant {len(lost['qdrant'])}, slowest {self.slowest:.1f}s"
+                + (f"; failures: {' | '.join(self.why)}" if self.why else ""))
 
 
 @pytest.fixture(scope="session")
