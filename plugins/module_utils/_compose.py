@@ -191,12 +191,15 @@ def _not_utf8(path: str, exc: UnicodeDecodeError) -> str:
 def _read_yaml(path: str) -> dict[str, t.Any]:
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            # libyaml's parser when PyYAML has it (same documents, about 8x faster), the safe constructor either way
+            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise ComposeError(f"{path}: cannot read compose file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ComposeError(f"{_not_utf8(path, exc)}: cannot read compose file") from exc
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's own limit, said as the pure-Python parser's is
+            raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
         raise ComposeError(f"{path}: invalid YAML: {exc}") from exc
     except RecursionError as exc:
         raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
