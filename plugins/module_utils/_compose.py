@@ -571,13 +571,17 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(pattern.upper()).replace(r"\*", ".*") + "$")
 
 
-def _glob_match(name: str, pattern: str) -> bool:
-    return _glob_regex(pattern).match(name.upper()) is not None
+@functools.lru_cache(maxsize=64)
+def _globs_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    # one regex for the whole list, compiled once per list: a name is checked with one match, not one per pattern
+    return re.compile("|".join(f"(?:{_glob_regex(p).pattern})" for p in patterns) or "(?!)")
 
 
 def is_secret_name(name: str, patterns: t.Iterable[str], explicit: t.Iterable[str]) -> bool:
-    words = re.sub(r"[-.]", "_", name)
-    return name in set(explicit) or any(_glob_match(name, p) or _glob_match(words, p) for p in patterns)
+    if name in set(explicit):
+        return True
+    regex = _globs_regex(tuple(patterns))
+    return regex.match(name.upper()) is not None or regex.match(re.sub(r"[-.]", "_", name).upper()) is not None
 
 
 # --------------------------------------------------------------------------- translation
