@@ -17,6 +17,7 @@ Kinds with no schema anywhere are reported as warnings, never silently passed.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -66,6 +67,7 @@ class ManifestError(Exception):
 # reference lookup per field was a third of the validation time left.
 _SCHEMA_DIRS: dict[tuple[str, bool], str] = {}
 _DEFINITIONS: dict[str, t.Any] = {}
+_INLINED: dict[str, dict[str, t.Any]] = {}  # per schema directory: definitions already put in place, by URI
 _CORE_VALIDATORS: dict[tuple[str, str, str], t.Any] = {}
 _CHECKED_VERSIONS: set[str] = set()
 LOADS: dict[str, int] = {}  # schema files read and parsed per process, by file name (tests, benchmarks)
@@ -85,6 +87,7 @@ def clear_cache() -> None:
     """Forget every loaded core schema (tests; a benchmark of a fresh process's cost)."""
     _SCHEMA_DIRS.clear()
     _DEFINITIONS.clear()
+    _INLINED.clear()
     _CORE_VALIDATORS.clear()
     _CHECKED_VERSIONS.clear()
     LOADS.clear()
@@ -93,6 +96,9 @@ def clear_cache() -> None:
 def _schema_contents(filename: str, k8s_version: str) -> t.Any:
     LOADS[os.path.basename(filename)] = LOADS.get(os.path.basename(filename), 0) + 1
     return kubernetes_validate.utils.schema_contents(filename, k8s_version)
+
+
+_join = functools.lru_cache(maxsize=4096)(urllib.parse.urljoin)  # the same few bases and references over and over
 
 
 def _inline(node: t.Any, resolver: t.Any, base: str, active: set[str], done: dict[str, t.Any]) -> t.Any:
@@ -104,10 +110,10 @@ def _inline(node: t.Any, resolver: t.Any, base: str, active: set[str], done: dic
     if not isinstance(node, dict):
         return node
     if isinstance(node.get("$id"), str):
-        base = urllib.parse.urljoin(base, node["$id"])
+        base = _join(base, node["$id"])
     ref = node.get("$ref")
     if isinstance(ref, str) and all(k == "$ref" or _annotation(k) for k in node):
-        uri = urllib.parse.urljoin(base, ref)
+        uri = _join(base, ref)
         if uri in done:
             return done[uri]
         if uri in active:
@@ -122,7 +128,7 @@ def _inline(node: t.Any, resolver: t.Any, base: str, active: set[str], done: dic
         if _annotation(key):
             continue
         if key == "$ref" and isinstance(value, str):
-            out[key] = urllib.parse.urljoin(base, value)
+            out[key] = _join(base, value)
         elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
             out[key] = {name: _inline(sub, resolver, base, active, done) for name, sub in value.items()}
         elif key in _SUBSCHEMA:
@@ -165,7 +171,8 @@ def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool)
                 _schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", k8s_version))
         registry = _DEFINITIONS[schema_dir] @ (Resource.from_contents(schema) @ Registry())
         base = schema.get("$id", "") if isinstance(schema, dict) else ""
-        built = _inline(schema, registry.resolver(base_uri=base), base, set(), {})
+        # the definitions put in place are shared by the kinds of a version (a PodSpec is built once)
+        built = _inline(schema, registry.resolver(base_uri=base), base, set(), _INLINED.setdefault(schema_dir, {}))
         _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(built, registry=registry)
     return _CORE_VALIDATORS[key]
 
