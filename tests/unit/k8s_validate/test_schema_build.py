@@ -68,6 +68,14 @@ def test_plain_kinds_validate_without_reference_lookups(api_version, kind, fresh
     assert _refs(validator.schema) == []
 
 
+def test_kinds_of_a_version_share_what_was_built(fresh):
+    # the pod template of a Deployment, a StatefulSet and a Job is built once per process, not once per kind
+    template = [kv._core_validator(api, kind, "1.31", True).schema["properties"]["spec"]["properties"]["template"]
+                for api, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"))]
+    assert template[0] is template[1] is template[2]
+    assert "$ref" not in template[0] and "containers" in template[0]["properties"]["spec"]["properties"]
+
+
 def test_recursive_kind_keeps_absolute_references(fresh):
     # JSONSchemaProps refers to itself: those references stay, made absolute so they resolve from anywhere
     validator = kv._core_validator("apiextensions.k8s.io/v1", "CustomResourceDefinition", "1.31", True)
