@@ -63,12 +63,16 @@ class ManifestError(Exception):
 # Core-kind validators, built once per process: kubernetes_validate.validate() re-reads and re-parses the kind's
 # schema and the 1.3 MB _definitions.json for every object and lists its version directories each time, which
 # was 80 % of compose_to_k8s's time. Same schemas, same version choice, same first error as that function.
-# Each kind's schema is also built with its references to _definitions.json put in place (see _inline): a
-# reference lookup per field was a third of the validation time left.
+# A kind validated often in one process is then built with its references to _definitions.json put in place (see
+# _inline): a reference lookup per field was a third of the validation time left. Building costs about as much as
+# those lookups on INLINE_AFTER objects, so a process validating a few objects (one small project) never pays it.
+INLINE_AFTER = 32
 _SCHEMA_DIRS: dict[tuple[str, bool], str] = {}
 _DEFINITIONS: dict[str, t.Any] = {}
 _INLINED: dict[str, dict[str, t.Any]] = {}  # per schema directory: definitions already put in place, by URI
 _CORE_VALIDATORS: dict[tuple[str, str, str], t.Any] = {}
+_VALIDATED: dict[tuple[str, str, str], int] = {}  # objects per kind so far, until its schema is built in place
+_REGISTRIES: dict[tuple[str, str, str], t.Any] = {}  # the kind's registry, until its schema is built in place
 _CHECKED_VERSIONS: set[str] = set()
 LOADS: dict[str, int] = {}  # schema files read and parsed per process, by file name (tests, benchmarks)
 
@@ -89,6 +93,8 @@ def clear_cache() -> None:
     _DEFINITIONS.clear()
     _INLINED.clear()
     _CORE_VALIDATORS.clear()
+    _VALIDATED.clear()
+    _REGISTRIES.clear()
     _CHECKED_VERSIONS.clear()
     LOADS.clear()
 
@@ -156,7 +162,8 @@ def _schema_dir(k8s_version: str, strict: bool) -> str:
 
 
 def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool) -> t.Any:
-    """A Draft 2020-12 validator of ``kind`` (cached), or None when kubernetes-validate has no schema for it."""
+    """A Draft 2020-12 validator of ``kind`` (cached), or None when kubernetes-validate has no schema for it.
+    Each call counts one object; at the INLINE_AFTER-th the kind's validator is rebuilt with references in place."""
     schema_dir = _schema_dir(k8s_version, strict)
     key = (schema_dir, api_version, kind)
     if key not in _CORE_VALIDATORS:
@@ -170,10 +177,17 @@ def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool)
             _DEFINITIONS[schema_dir] = Resource.from_contents(
                 _schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", k8s_version))
         registry = _DEFINITIONS[schema_dir] @ (Resource.from_contents(schema) @ Registry())
-        base = schema.get("$id", "") if isinstance(schema, dict) else ""
-        # the definitions put in place are shared by the kinds of a version (a PodSpec is built once)
-        built = _inline(schema, registry.resolver(base_uri=base), base, set(), _INLINED.setdefault(schema_dir, {}))
-        _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(built, registry=registry)
+        _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(schema, registry=registry)
+        _VALIDATED[key], _REGISTRIES[key] = 0, registry
+    if key in _VALIDATED:
+        _VALIDATED[key] += 1
+        if _VALIDATED[key] >= INLINE_AFTER:
+            del _VALIDATED[key]
+            registry, schema = _REGISTRIES.pop(key), _CORE_VALIDATORS[key].schema
+            base = schema.get("$id", "") if isinstance(schema, dict) else ""
+            # the definitions put in place are shared by the kinds of a version (a PodSpec is built once)
+            built = _inline(schema, registry.resolver(base_uri=base), base, set(), _INLINED.setdefault(schema_dir, {}))
+            _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(built, registry=registry)
     return _CORE_VALIDATORS[key]
 
 

@@ -1,10 +1,11 @@
-"""Core-kind validators are built once with their references in place; the errors stay kubernetes_validate's own.
+"""A kind validated often is built with its references in place; the errors stay kubernetes_validate's own.
 
 compose_to_k8s validates every object it writes (validate=true by default). The validators are built once per
-process (test_schema_cache.py) and, since a reference lookup per field was a third of what was left, with the
-references to _definitions.json put in place. These tests hold that, and hold the errors to what
-kubernetes_validate.validate() says on objects compose_to_k8s really renders from the corpus, broken in the ways
-a hand edit or a translation bug breaks them.
+process (test_schema_cache.py); since a reference lookup per field was a third of what was left, a kind validated
+INLINE_AFTER times in a process is rebuilt with the references to _definitions.json put in place (a process that
+validates one small project never pays that build). These tests hold that, and hold the errors of both forms to
+what kubernetes_validate.validate() says on objects compose_to_k8s really renders from the corpus, broken in the
+ways a hand edit or a translation bug breaks them.
 """
 
 from __future__ import annotations
@@ -61,14 +62,34 @@ def fresh():
     kv.clear_cache()
 
 
+@pytest.fixture
+def inline_at_once(fresh, monkeypatch):
+    monkeypatch.setattr(kv, "INLINE_AFTER", 1)
+
+
+def test_a_kind_is_built_in_place_only_once_validated_often(fresh):
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicaz": 1}}
+    expected = ["Deployment d: spec: Additional properties are not allowed ('replicaz' was unexpected)"]
+    loaded = None
+    for _n in range(kv.INLINE_AFTER - 1):  # a small project: the schema file's contents, references and all
+        validator = kv._core_validator("apps/v1", "Deployment", "1.31", True)
+        loaded = loaded or validator.schema
+        assert validator.schema is loaded and _refs(loaded) and kv._INLINED == {}
+    validator = kv._core_validator("apps/v1", "Deployment", "1.31", True)  # the INLINE_AFTER-th object
+    assert validator.schema is not loaded and _refs(validator.schema) == []
+    assert kv._core_validator("apps/v1", "Deployment", "1.31", True) is validator  # built once
+    doc["spec"] = {"selector": {}, "template": {}, "replicaz": 1}
+    assert kv.validate_document(doc, kv.Schemas())[0] == expected
+
+
 @pytest.mark.parametrize(("api_version", "kind"), PLAIN_KINDS)
-def test_plain_kinds_validate_without_reference_lookups(api_version, kind, fresh):
+def test_plain_kinds_validate_without_reference_lookups(api_version, kind, inline_at_once):
     validator = kv._core_validator(api_version, kind, kv.DEFAULT_K8S_VERSION, True)
     assert validator is not None
     assert _refs(validator.schema) == []
 
 
-def test_kinds_of_a_version_share_what_was_built(fresh):
+def test_kinds_of_a_version_share_what_was_built(inline_at_once):
     # the pod template of a Deployment, a StatefulSet and a Job is built once per process, not once per kind
     template = [kv._core_validator(api, kind, "1.31", True).schema["properties"]["spec"]["properties"]["template"]
                 for api, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("batch/v1", "Job"))]
@@ -76,7 +97,7 @@ def test_kinds_of_a_version_share_what_was_built(fresh):
     assert "$ref" not in template[0] and "containers" in template[0]["properties"]["spec"]["properties"]
 
 
-def test_recursive_kind_keeps_absolute_references(fresh):
+def test_recursive_kind_keeps_absolute_references(inline_at_once):
     # JSONSchemaProps refers to itself: those references stay, made absolute so they resolve from anywhere
     validator = kv._core_validator("apiextensions.k8s.io/v1", "CustomResourceDefinition", "1.31", True)
     refs = _refs(validator.schema)
@@ -110,7 +131,7 @@ def test_version_is_checked_once_per_process(fresh, monkeypatch):
     assert kv.LOADS == {"_definitions.json": 1, "configmap-v1.json": 1}
 
 
-def test_an_error_is_reported_without_formatting_the_schema(fresh, monkeypatch):
+def test_an_error_is_reported_without_formatting_the_schema(inline_at_once, monkeypatch):
     # str() of a jsonschema error pretty-prints the schema it failed: for a built Deployment schema that is
     # seconds per broken object. The error is its path and message; nothing formats the rest.
     def never(_self):
@@ -171,7 +192,9 @@ def _rendered() -> list[dict]:
     return files
 
 
-def test_same_first_error_as_kubernetes_validate_on_rendered_corpus_objects(capsys, fresh, monkeypatch):
+@pytest.mark.parametrize("inline_after", [1, 10**9], ids=["built-in-place", "as-loaded"])
+def test_same_first_error_as_kubernetes_validate_on_rendered_corpus_objects(inline_after, capsys, fresh, monkeypatch):
+    monkeypatch.setattr(kv, "INLINE_AFTER", inline_after)
     # the reference reads and parses its schema files for every object: read once here (same files, same contents)
     monkeypatch.setattr(kubernetes_validate.utils, "schema_contents",
                         functools.cache(kubernetes_validate.utils.schema_contents))
