@@ -2,11 +2,15 @@
 
 ``python _compose_worker.py MODE FILE...`` imports what the module imports, then for each Compose file:
 
-* ``parse``: ``yaml.safe_load`` of the file (the baseline: YAML parsing alone);
+* ``parse``: the file parsed as the module parses it (PyYAML's safe loader on libyaml's parser when PyYAML has
+  it), nothing else (the baseline: YAML parsing alone);
 * ``module``: the module's ``main()`` with ``src=[FILE]`` and every other option at its default (so
   ``validate=true``), exactly as one task invocation runs it; the result is checked (not failed, validated);
 * ``module-cold``: the same, but the per-process schema cache is emptied before each file, so each file pays
-  what a fresh module process pays (the first objects of every kind load their schemas).
+  what a fresh module process pays (the first objects of every kind load their schemas);
+* ``check``: which files the module translates with its default options (prints ``{"ok": [...], "refused":
+  {file: message}}``): a file it refuses cleanly (services only in profiles, a variable with no value) is left
+  out of the timed runs, where it would only measure the refusal.
 
 Prints ``{"seconds": ...}``: wall time from the first file to the last (interpreter start and imports excluded;
 they are measured by the across-processes figure of the benchmark).
@@ -30,24 +34,35 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate  # noqa: E402
 from ansible_collections.sophia.migrate.plugins.modules import compose_to_k8s  # noqa: E402
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def parse(path: str) -> None:
     with open(path, encoding="utf-8") as handle:
-        if not isinstance(yaml.safe_load(handle), dict):
+        if not isinstance(yaml.load(handle, Loader=LOADER), dict):  # noqa: S506 - a safe loader
             raise SystemExit(f"{path}: not a mapping")
 
 
-def module(path: str) -> None:
+def run(path: str) -> dict:
     out = io.StringIO()
     with patch_module_args({"src": [path]}), contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
         compose_to_k8s.main()
-    result = json.loads(out.getvalue())
+    return json.loads(out.getvalue())
+
+
+def module(path: str) -> None:
+    result = run(path)
     if result.get("failed") or not result.get("validation", {}).get("valid"):
         raise SystemExit(f"{path}: {result.get('msg') or result.get('validation')}")
 
 
 def main(argv: list[str]) -> int:
     mode, paths = argv[1], argv[2:]
+    if mode == "check":
+        results = {path: run(path) for path in paths}
+        print(json.dumps({"ok": [p for p, r in results.items() if not r.get("failed")],
+                          "refused": {p: r["msg"] for p, r in results.items() if r.get("failed")}}))
+        return 0
     clear = getattr(_k8s_validate, "clear_cache", lambda: None)
     step = {"parse": parse, "module": module, "module-cold": module}[mode]
     start = time.perf_counter()

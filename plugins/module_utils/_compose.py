@@ -191,12 +191,15 @@ def _not_utf8(path: str, exc: UnicodeDecodeError) -> str:
 def _read_yaml(path: str) -> dict[str, t.Any]:
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            # libyaml's parser when PyYAML has it (same documents, about 8x faster), the safe constructor either way
+            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise ComposeError(f"{path}: cannot read compose file: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ComposeError(f"{_not_utf8(path, exc)}: cannot read compose file") from exc
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's own limit, said as the pure-Python parser's is
+            raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
         raise ComposeError(f"{path}: invalid YAML: {exc}") from exc
     except RecursionError as exc:
         raise ComposeError(f"{path}: invalid YAML: nested too deeply") from exc
@@ -568,13 +571,17 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(pattern.upper()).replace(r"\*", ".*") + "$")
 
 
-def _glob_match(name: str, pattern: str) -> bool:
-    return _glob_regex(pattern).match(name.upper()) is not None
+@functools.lru_cache(maxsize=64)
+def _globs_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    # one regex for the whole list, compiled once per list: a name is checked with one match, not one per pattern
+    return re.compile("|".join(f"(?:{_glob_regex(p).pattern})" for p in patterns) or "(?!)")
 
 
 def is_secret_name(name: str, patterns: t.Iterable[str], explicit: t.Iterable[str]) -> bool:
-    words = re.sub(r"[-.]", "_", name)
-    return name in set(explicit) or any(_glob_match(name, p) or _glob_match(words, p) for p in patterns)
+    if name in set(explicit):
+        return True
+    regex = _globs_regex(tuple(patterns))
+    return regex.match(name.upper()) is not None or regex.match(re.sub(r"[-.]", "_", name).upper()) is not None
 
 
 # --------------------------------------------------------------------------- translation

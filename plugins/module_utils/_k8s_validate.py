@@ -17,10 +17,12 @@ Kinds with no schema anywhere are reported as warnings, never silently passed.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
 import typing as t
+import urllib.parse
 
 try:
     import yaml
@@ -61,16 +63,87 @@ class ManifestError(Exception):
 # Core-kind validators, built once per process: kubernetes_validate.validate() re-reads and re-parses the kind's
 # schema and the 1.3 MB _definitions.json for every object and lists its version directories each time, which
 # was 80 % of compose_to_k8s's time. Same schemas, same version choice, same first error as that function.
+# A kind validated often in one process is then built with its references to _definitions.json put in place (see
+# _inline): a reference lookup per field was a third of the validation time left. Building costs about as much as
+# those lookups on INLINE_AFTER objects, so a process validating a few objects (one small project) never pays it.
+INLINE_AFTER = 32
 _SCHEMA_DIRS: dict[tuple[str, bool], str] = {}
 _DEFINITIONS: dict[str, t.Any] = {}
+_INLINED: dict[str, dict[str, t.Any]] = {}  # per schema directory: definitions already put in place, by URI
 _CORE_VALIDATORS: dict[tuple[str, str, str], t.Any] = {}
+_VALIDATED: dict[tuple[str, str, str], int] = {}  # objects per kind so far, until its schema is built in place
+_REGISTRIES: dict[tuple[str, str, str], t.Any] = {}  # the kind's registry, until its schema is built in place
+_CHECKED_VERSIONS: set[str] = set()
+LOADS: dict[str, int] = {}  # schema files read and parsed per process, by file name (tests, benchmarks)
+
+# Keywords that only annotate (no validator acts on them): dropped from the built schemas.
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+_SUBSCHEMA = ("items", "additionalProperties", "additionalItems", "not", "contains", "propertyNames", "if", "then",
+              "else", "unevaluatedItems", "unevaluatedProperties")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
+def _annotation(keyword: str) -> bool:
+    return keyword in ("description", "title", "examples", "$comment") or keyword.startswith("x-kubernetes-")
 
 
 def clear_cache() -> None:
     """Forget every loaded core schema (tests; a benchmark of a fresh process's cost)."""
     _SCHEMA_DIRS.clear()
     _DEFINITIONS.clear()
+    _INLINED.clear()
     _CORE_VALIDATORS.clear()
+    _VALIDATED.clear()
+    _REGISTRIES.clear()
+    _CHECKED_VERSIONS.clear()
+    LOADS.clear()
+
+
+def _schema_contents(filename: str, k8s_version: str) -> t.Any:
+    LOADS[os.path.basename(filename)] = LOADS.get(os.path.basename(filename), 0) + 1
+    return kubernetes_validate.utils.schema_contents(filename, k8s_version)
+
+
+_join = functools.lru_cache(maxsize=4096)(urllib.parse.urljoin)  # the same few bases and references over and over
+
+
+def _inline(node: t.Any, resolver: t.Any, base: str, active: set[str], done: dict[str, t.Any]) -> t.Any:
+    """``node`` with each ``$ref`` (that has only annotations beside it) replaced by the schema it names, resolved
+    through ``resolver`` (the same registry the validator gets) and annotations dropped. A reference back into a
+    schema being inlined (recursive types such as JSONSchemaProps) stays a reference, made absolute, so the
+    validator resolves it as before. Validation results and errors do not change: the same keywords apply to the
+    same instance locations, in the same order."""
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("$id"), str):
+        base = _join(base, node["$id"])
+    ref = node.get("$ref")
+    if isinstance(ref, str) and all(k == "$ref" or _annotation(k) for k in node):
+        uri = _join(base, ref)
+        if uri in done:
+            return done[uri]
+        if uri in active:
+            return {"$ref": uri}
+        resolved = resolver.lookup(uri)
+        active.add(uri)
+        done[uri] = _inline(resolved.contents, resolved.resolver, uri.split("#", 1)[0], active, done)
+        active.discard(uri)
+        return done[uri]
+    out: dict[str, t.Any] = {}
+    for key, value in node.items():
+        if _annotation(key):
+            continue
+        if key == "$ref" and isinstance(value, str):
+            out[key] = _join(base, value)
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: _inline(sub, resolver, base, active, done) for name, sub in value.items()}
+        elif key in _SUBSCHEMA:
+            out[key] = _inline(value, resolver, base, active, done)
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_inline(sub, resolver, base, active, done) for sub in value]
+        else:
+            out[key] = value
+    return out
 
 
 def _schema_dir(k8s_version: str, strict: bool) -> str:
@@ -89,23 +162,32 @@ def _schema_dir(k8s_version: str, strict: bool) -> str:
 
 
 def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool) -> t.Any:
-    """A Draft 2020-12 validator of ``kind`` (cached), or None when kubernetes-validate has no schema for it."""
+    """A Draft 2020-12 validator of ``kind`` (cached), or None when kubernetes-validate has no schema for it.
+    Each call counts one object; at the INLINE_AFTER-th the kind's validator is rebuilt with references in place."""
     schema_dir = _schema_dir(k8s_version, strict)
     key = (schema_dir, api_version, kind)
     if key not in _CORE_VALIDATORS:
-        utils = kubernetes_validate.utils
         group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # rbac.authorization.k8s.io/v1 -> rbac-v1
         try:
-            schema = utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json",
-                                           k8s_version)
+            schema = _schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", k8s_version)
         except FileNotFoundError:
             _CORE_VALIDATORS[key] = None
             return None
         if schema_dir not in _DEFINITIONS:
             _DEFINITIONS[schema_dir] = Resource.from_contents(
-                utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", k8s_version))
+                _schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", k8s_version))
         registry = _DEFINITIONS[schema_dir] @ (Resource.from_contents(schema) @ Registry())
         _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(schema, registry=registry)
+        _VALIDATED[key], _REGISTRIES[key] = 0, registry
+    if key in _VALIDATED:
+        _VALIDATED[key] += 1
+        if _VALIDATED[key] >= INLINE_AFTER:
+            del _VALIDATED[key]
+            registry, schema = _REGISTRIES.pop(key), _CORE_VALIDATORS[key].schema
+            base = schema.get("$id", "") if isinstance(schema, dict) else ""
+            # the definitions put in place are shared by the kinds of a version (a PodSpec is built once)
+            built = _inline(schema, registry.resolver(base_uri=base), base, set(), _INLINED.setdefault(schema_dir, {}))
+            _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(built, registry=registry)
     return _CORE_VALIDATORS[key]
 
 
@@ -116,6 +198,7 @@ class Schemas:
         self.crds: dict[tuple[str, str], dict[str, t.Any]] = {}
         self.values: dict[str, dict[str, dict[str, t.Any]]] = {}
         self.values_files: dict[tuple[str, str], str] = {}
+        self._crd_validators: dict[tuple[str, str], t.Any] = {}
         for directory in dirs:
             if not directory or not os.path.isdir(directory):
                 continue
@@ -136,6 +219,12 @@ class Schemas:
             schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or {}
             if group and kind and schema:
                 self.crds[(f"{group}/{version['name']}", kind)] = schema
+
+    def crd_validator(self, key: tuple[str, str]) -> t.Any:
+        """The Draft 7 validator of a custom resource's schema, built once per ``Schemas``."""
+        if key not in self._crd_validators:
+            self._crd_validators[key] = jsonschema.Draft7Validator(self.crds[key])
+        return self._crd_validators[key]
 
     def chart_values(self, chart: str, version: str | None = None) -> tuple[dict[str, t.Any] | None, str]:
         """Default values of ``chart`` (exact version when given and known, else none)."""
@@ -267,7 +356,7 @@ def validate_document(doc: dict[str, t.Any], schemas: Schemas, k8s_version: str 
     if key in schemas.crds:
         if not HAS_JSONSCHEMA:
             raise ManifestError("the Python library 'jsonschema' is required to validate custom resources")
-        validator = jsonschema.Draft7Validator(schemas.crds[key])
+        validator = schemas.crd_validator(key)
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
             errors.append(f"{where}: {_path(err.absolute_path)}: {err.message}")
     else:
@@ -279,10 +368,9 @@ def validate_document(doc: dict[str, t.Any], schemas: Schemas, k8s_version: str 
                 warnings.append(f"{where}: no schema for {doc['apiVersion']}/{doc['kind']} (not validated)")
             else:
                 validator.validate(doc)  # raises the first error, as kubernetes_validate.validate does
-        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
-            caught = getattr(exc, "caught", exc)
-            errors.append(f"{where}: {_path(getattr(caught, 'absolute_path', []))}: "
-                          f"{getattr(caught, 'message', str(caught))}")
+        except jsonschema.ValidationError as exc:
+            # path and message only: str(exc) would pretty-print the whole (built) schema and the instance
+            errors.append(f"{where}: {_path(exc.absolute_path)}: {exc.message}")
         except kubernetes_validate.InvalidSchemaError as exc:  # pragma: no cover - library data problem
             warnings.append(f"{where}: schema problem in kubernetes-validate: {exc}")
     if doc["kind"] in ("HelmChart", "HelmChartConfig") and doc["apiVersion"].startswith("helm.cattle.io/"):
@@ -306,13 +394,14 @@ def check_version(k8s_version: t.Any) -> None:
     its own VersionNotSupportedError otherwise)."""
     if not isinstance(k8s_version, str) or not re.fullmatch(r"v?\d{1,3}\.\d{1,3}(\.\d{1,3})?", k8s_version):
         raise ManifestError(f"k8s_version {str(k8s_version)[:80]!r} is not a Kubernetes version like 1.31")
-    if not HAS_KUBERNETES_VALIDATE:
-        return
+    if not HAS_KUBERNETES_VALIDATE or k8s_version in _CHECKED_VERSIONS:
+        return  # checked once per process: all_versions() lists the package's directories each time
     utils = kubernetes_validate.utils
     wanted, versions = utils.major_minor(k8s_version.lstrip("v")), utils.all_versions()
     if wanted > utils.latest_version() or not [v for v in versions if utils.major_minor(v) <= wanted]:
         raise ManifestError(f"k8s_version {k8s_version!r}: kubernetes-validate has schemas for "
                             f"{versions[0]} to {versions[-1]}")
+    _CHECKED_VERSIONS.add(k8s_version)
 
 
 def validate_documents(docs: t.Iterable[tuple[str, dict[str, t.Any]]], schemas: Schemas,

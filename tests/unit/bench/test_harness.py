@@ -104,3 +104,22 @@ def test_report_table_has_every_row(tmp_path, capsys):
     assert out[2].split()[:4] == ["bench", "10", "10.0", "files/s"] and "FAIL" in out[2]
     assert "15.0x/10x SUPERLINEAR" in out[3] and "FAIL" in out[3]
     assert out[-1].startswith("2 results, 2 FAIL")
+
+
+def test_report_reads_records_with_sizes_and_counts_each_row(tmp_path, capsys):
+    # bench_redis_migrate / bench_qdrant_snapshot keep one record with a printed line per size
+    path = str(tmp_path / "results.json")
+    h.record("bench [10]", h.summarize("bench", 10, [1.0] * 5, [2.0] * 5, rate="files/s", goal=h.Goal(">=", 1)), path)
+    sized = {"measured_at": "2026-01-02T03:04:05Z", "passed": False, "sizes": {
+        "1000000": {"line": "redis replicate vs replica (p90) | 1M keys | 8.5s | 7.6s | 0.90x | <= 1.10x | PASS"},
+        "100000": {"line": "redis replicate vs replica (p90) | 100k keys | 1.1s | 3.3s | 2.86x | <= 1.10x | FAIL"}}}
+    h.record("redis", sized, path)
+    h.record("redis_before", sized, path)
+    assert report.main(["report.py", path]) == 0
+    out = capsys.readouterr().out.splitlines()
+    body = out[2:-1]
+    assert len(body) == 5 and not any("unreadable" in r for r in body)
+    assert body[1].split("  ")[0] == "redis replicate vs replica (p90)" and "100k keys" in body[1] and "FAIL" in body[1]
+    assert "1M keys" in body[2] and "0.90x" in body[2] and "PASS" in body[2] and "2026-01-02 03:04" in body[2]
+    assert body[3].startswith("redis replicate vs replica (p90) (redis_before)")
+    assert out[-1].startswith("5 results, 2 FAIL")
