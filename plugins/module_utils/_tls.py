@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import errno
 import hashlib
+import itertools
 import os
 import re
 import socket
@@ -121,8 +122,8 @@ def covers(cert: x509.Certificate, host: str) -> bool:
     A wildcard host (``*.example.com``, an Ingress host) needs the same wildcard in the certificate.
     """
     host = host.lower().rstrip(".")
-    for name in dns_names(cert):
-        name = name.lower().rstrip(".")
+    for san in dns_names(cert):
+        name = san.lower().rstrip(".")
         if name == host:
             return True
         if name.startswith("*.") and not host.startswith("*.") and "." in host \
@@ -207,7 +208,7 @@ def chain_problems(chain: list[x509.Certificate], anchors: list[x509.Certificate
     elif min_days and not_after(leaf) - now < datetime.timedelta(days=min_days):
         problems.append(f"{what}: the certificate expires in less than {min_days} days "
                         f"(notAfter {stamp(not_after(leaf))})")
-    for position, (cert, issuer) in enumerate(zip(chain, chain[1:]), 1):
+    for position, (cert, issuer) in enumerate(itertools.pairwise(chain), 1):
         if not signed_by(cert, issuer):
             problems.append(f"{what}: certificate {position} ({cert.subject.rfc4514_string()}) is not issued by the "
                             f"next one in the file ({issuer.subject.rfc4514_string()}); the chain must be in order, "
