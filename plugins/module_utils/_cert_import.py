@@ -1,4 +1,4 @@
-"""The certificates nginx-proxy serves today, as kubernetes.io/tls Secrets for the Ingresses (sophia.migrate.tls_import).
+"""The certificates nginx-proxy serves today, as kubernetes.io/tls Secrets for the Ingresses (tls_import module).
 
 ``plan()`` finds, for every TLS host of the Ingresses, the ``ssl_certificate`` / ``ssl_certificate_key`` of the
 nginx-proxy server that serves it (from sophia.migrate.nginx_routes' ``servers``), or an explicit entry, and maps the

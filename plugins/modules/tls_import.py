@@ -55,7 +55,8 @@ options:
     type: dict
     default: {}
   prefix:
-    description: Host directory relative C(ssl_certificate) paths are resolved against (nginx's configuration directory).
+    description:
+      - Host directory relative C(ssl_certificate) paths are resolved against (nginx's configuration directory).
     type: path
     default: ""
   contents:

@@ -10,10 +10,11 @@ import json
 import os
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from unit.tls import certgen
 
 from ansible_collections.sophia.migrate.plugins.modules import tls_import
 from support.modules import run_module
-from unit.tls import certgen
 
 WWW, API = "www.sophia-intel.ai", "api.sophia-intel.ai"
 
@@ -63,7 +64,7 @@ def edge(tmp_path, pki, www=None, api=None, chain=True):
 def test_happy_path_names_paths_chain_and_no_key_in_output(capsys, tmp_path, pki):
     servers = edge(tmp_path, pki)
     planned, res = run(capsys, [WWW, API], servers, tmp_path, pki.bundle(tmp_path / "ca.pem"))
-    assert not res.get("failed"), res["msg"] if "msg" in res else res
+    assert not res.get("failed"), res.get("msg", res)
     assert [(s["host"], s["name"]) for s in planned["secrets"]] == [(WWW, "www-sophia-intel-ai-tls"),
                                                                     (API, "api-sophia-intel-ai-tls")]
     assert planned["secrets"][0]["cert_file"] == str(tmp_path / "le" / "live" / WWW / "fullchain.pem")
@@ -166,8 +167,6 @@ def test_certificate_path_with_variables_is_refused_by_name(capsys, tmp_path, pk
 
 
 def test_encrypted_key_and_garbage_refused(capsys, tmp_path, pki):
-    from cryptography.hazmat.primitives import serialization
-
     servers = edge(tmp_path, pki)
     issued = pki.leaf([WWW])
     pki.write(tmp_path / "le" / "live" / WWW, issued)
