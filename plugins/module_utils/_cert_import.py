@@ -23,6 +23,9 @@ class CertImportError(Exception):
     """Input that cannot be planned (the message names the option)."""
 
 
+_GIVE = "give its files in certificates (ingress_certs_tls_import in the role)"
+
+
 def secret_name(host: str) -> str:
     """The Secret the Ingresses reference for ``host`` (roles/ingress_certs/templates: ``<host with - >-tls``)."""
     return host.replace(".", "-").replace("*", "wildcard") + "-tls"
@@ -96,9 +99,13 @@ def plan(hosts: list[str], servers: list[t.Any], certificates: list[t.Any], path
         serving = [s for s in servers if s.get("tls") and host in [n.lower() for n in s.get("names") or []]]
         with_cert = [s for s in serving if s.get("ssl_certificate")]
         if not with_cert:
-            reason = (f"{', '.join(_server_where(s) for s in serving)} has no ssl_certificate in its server block "
-                      "(inherited from http, or set in an include that was not read); give it in certificates"
-                      if serving else "no TLS server of nginx-proxy serves this host")
+            if serving:
+                reason = (f"{', '.join(_server_where(s) for s in serving)} has no ssl_certificate in its server "
+                          "block (inherited from http, or set in an include that was not read); " + _GIVE)
+            elif servers:
+                reason = "no TLS server of nginx-proxy serves this host; " + _GIVE
+            else:
+                reason = "no nginx-proxy configuration was read (no servers given); " + _GIVE
             missing.append({"host": host, "secret": secret_name(host), "reason": reason})
             continue
         server = with_cert[0]

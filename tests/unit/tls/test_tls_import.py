@@ -139,8 +139,8 @@ def test_host_without_certificate_reported_and_refused_unless_allowed(capsys, tm
     assert planned["missing"] == [{
         "host": "docs.sophia-intel.ai", "secret": "docs-sophia-intel-ai-tls",
         "reason": "server docs.sophia-intel.ai (/etc/nginx/conf.d/site.conf:40) has no ssl_certificate in its "
-                  "server block (inherited from http, or set in an include that was not read); give it in "
-                  "certificates"}]
+                  "server block (inherited from http, or set in an include that was not read); give its files in "
+                  "certificates (ingress_certs_tls_import in the role)"}]
     assert res["failed"] and "docs.sophia-intel.ai (Secret docs-sophia-intel-ai-tls)" in res["msg"]
     _planned, res = run(capsys, [WWW, API, "docs.sophia-intel.ai"], servers, tmp_path,
                         pki.bundle(tmp_path / "ca.pem"), fail_on_missing=False)
@@ -182,3 +182,10 @@ def test_encrypted_key_and_garbage_refused(capsys, tmp_path, pki):
 def test_bad_servers_entry_is_a_clean_failure(capsys):
     res = run_module(tls_import, {"hosts": [WWW], "servers": [{"names": "www", "tls": True}]}, capsys)
     assert res["failed"] and res["msg"] == "tls_import: servers[0].names must be a list of server names"
+
+
+def test_host_of_a_given_route_list_without_edge_configuration(capsys):
+    res = run_module(tls_import, {"hosts": [WWW], "contents": {}}, capsys)
+    assert res["failed"] and res["missing"][0]["reason"] == (
+        "no nginx-proxy configuration was read (no servers given); give its files in certificates "
+        "(ingress_certs_tls_import in the role)")
