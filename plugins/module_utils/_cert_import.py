@@ -54,7 +54,7 @@ def _check_servers(servers: list[t.Any]) -> list[dict[str, t.Any]]:
         where = f"servers[{index}]"
         if not isinstance(server, dict):
             raise CertImportError(f"{where} must be a dict (a server of sophia.migrate.nginx_routes), got "
-                               f"{type(server).__name__}")
+                                  f"{type(server).__name__}")
         names = server.get("names", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise CertImportError(f"{where}.names must be a list of server names")
@@ -112,8 +112,8 @@ def plan(hosts: list[str], servers: list[t.Any], certificates: list[t.Any], path
         cert, key = server["ssl_certificate"], server.get("ssl_certificate_key", "")
         where = _server_where(server)
         if not key:
-            problems.append({"host": host, "file": cert, "reason": f"{where} has ssl_certificate {cert} but no "
-                                                                    "ssl_certificate_key"})
+            reason = f"{where} has ssl_certificate {cert} but no ssl_certificate_key"
+            problems.append({"host": host, "file": cert, "reason": reason})
             continue
         dynamic = [p for p in (cert, key) if "$" in p or p.startswith("data:") or p.startswith("engine:")]
         if dynamic:

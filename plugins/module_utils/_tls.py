@@ -258,10 +258,10 @@ def check_endpoint(server_name: str, address: str, port: int, ca_bundle: str, mi
     left at least ``min_days``), expected (fingerprint / issuer when given). ``reasons`` names every failure.
     """
     now = now or utcnow()
+    checks: dict[str, bool | None] = {"connect": False, "chain": None, "hostname": None, "expiry": None,
+                                      "expected": None}
     result: dict[str, t.Any] = {"host": server_name, "address": address, "port": port, "verdict": "fail",
-                                "reasons": [], "checks": {"connect": False, "chain": None, "hostname": None,
-                                                           "expiry": None, "expected": None},
-                                "certificate": {}}
+                                "reasons": [], "checks": checks, "certificate": {}}
     reasons: list[str] = result["reasons"]
     verifying = ssl.create_default_context(cafile=ca_bundle or None)
     verifying.check_hostname = False  # judged below, from the certificate (a separate reason)

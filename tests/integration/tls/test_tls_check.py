@@ -42,7 +42,7 @@ class TlsServer:
     def serve(self) -> None:
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn, _address = self.sock.accept()
             except OSError:
                 return
             with contextlib.suppress(OSError), conn:
