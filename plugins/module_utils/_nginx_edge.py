@@ -310,3 +310,121 @@ class _SniConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self._name)
+
+
+# --- the ACME HTTP-01 challenge path, forwarded to the K3s ingress during coexistence ------------------------------
+ACME_PATH = "/.well-known/acme-challenge/"
+ACME_ARGS = ["^~", ACME_PATH]
+ACME_COMMENT = "# sophia.migrate: ACME HTTP-01 challenges answered by the K3s ingress (cert-manager)"
+
+
+def _listens_plain(server: Node, port: int) -> bool:
+    """Whether a server block listens on ``port`` without TLS (no listen directive: nginx's default *:80)."""
+    listens = [n.args for n in server.block or [] if n.name == "listen" and n.args]
+    if not listens:
+        return port == 80
+    for args in listens:
+        address = args[0]
+        tail = address.rsplit("]", 1)[-1].rsplit(":", 1)[-1]
+        number = int(tail) if tail.isdigit() else (80 if not address.startswith("unix:") else -1)
+        if number == port and "ssl" not in args[1:]:
+            return True
+    return False
+
+
+def acme_servers(tree: Tree, host: str, port: int) -> list[Node]:
+    """The http server blocks that serve ``host`` on plain-HTTP ``port``."""
+    host = host.lower()
+    out = []
+    for context in (n for n in tree.top if n.name == "http" and n.block is not None):
+        for server in (n for n in context.block if n.name == "server" and n.block is not None):
+            names = [a.lower() for n in server.block if n.name == "server_name" for a in n.args]
+            if host in names and _listens_plain(server, port):
+                out.append(server)
+    return out
+
+
+def _acme_locations(server: Node) -> list[Node]:
+    return [n for n in server.block or [] if n.name == "location" and n.block is not None
+            and any(a.startswith("/.well-known/acme-challenge") for a in n.args)]
+
+
+def _ours(node: Node) -> bool:
+    return node.args == ACME_ARGS and any(d.name == "proxy_pass" for d in node.block or [])
+
+
+class AcmeChange(t.NamedTuple):
+    file: str
+    line: int
+    server: str
+    action: str  # added, removed, unchanged
+
+
+def acme_plan(tree: Tree, host: str, port: int, target: str, state: str) -> tuple[dict[str, str], list[AcmeChange]]:
+    """(new text per changed file, one change per server): add or remove, in every plain-HTTP server of ``host``,
+    ``location ^~ /.well-known/acme-challenge/ { proxy_set_header Host $host; proxy_pass http://TARGET; }``."""
+    servers = acme_servers(tree, host, port)
+    if not servers and state == "present":
+        raise EdgeError(f"acme_challenge: no server with server_name {host} listening on plain-HTTP port {port} in "
+                        f"{', '.join(sorted(tree.texts))}")
+    splices: dict[str, list[tuple[int, int, str]]] = {}
+    changes = []
+    want = f"http://{target}"
+    for server in servers:
+        where = f"{server.file}:{server.line}"
+        found = _acme_locations(server)
+        text = tree.texts[server.file]
+        if state == "absent":
+            mine = [n for n in found if _ours(n)]
+            for node in mine:
+                body = tree.texts[node.file]
+                start = body.rfind("\n", 0, node.start)  # the line break before it goes too
+                previous = body.rfind("\n", 0, start) if start > 0 else -1
+                if start > 0 and body[previous + 1:start].strip().startswith(ACME_COMMENT):
+                    start = previous  # and the comment this module wrote above it
+                splices.setdefault(node.file, []).append((start if start >= 0 else node.start, node.end, ""))
+            changes.append(AcmeChange(server.file, server.line, host, "removed" if mine else "unchanged"))
+            continue
+        others = [n for n in found if not _ours(n)]
+        if others:
+            node = others[0]
+            raise EdgeError(f"acme_challenge: server {host} ({where}) already answers the challenge path itself: "
+                            f"location {' '.join(node.args)} at {node.file}:{node.line} (a certbot webroot?); "
+                            "forwarding it to K3s would break that client's renewals; remove it first")
+        mine = [n for n in found if _ours(n)]
+        if mine:
+            passes = [d for d in mine[0].block if d.name == "proxy_pass"]
+            if len(mine) == 1 and len(passes) == 1 and passes[0].args == [want]:
+                changes.append(AcmeChange(server.file, server.line, host, "unchanged"))
+                continue
+            start, end = passes[0].arg_spans[0]
+            splices.setdefault(passes[0].file, []).append((start, end, want))
+            changes.append(AcmeChange(server.file, server.line, host, "retargeted"))
+            continue
+        children = [n for n in server.block or [] if n.file == server.file]
+        if children:
+            first = children[0]
+            line_start = text.rfind("\n", 0, first.start) + 1
+            indent = text[line_start:first.start]
+            indent = indent if not indent.strip() else "    "
+            at = children[-1].end
+        else:
+            line_start = text.rfind("\n", 0, server.start) + 1
+            outer = text[line_start:server.start]
+            indent = (outer if not outer.strip() else "") + "    "
+            at = text.index("{", server.start) + 1
+        inner = indent + ("    " if indent != "\t" else "\t")
+        block = (f"\n{indent}{ACME_COMMENT}\n"
+                 f"{indent}location ^~ {ACME_PATH} {{\n"
+                 f"{inner}proxy_set_header Host $host;\n"
+                 f"{inner}proxy_pass {want};\n"
+                 f"{indent}}}")
+        splices.setdefault(server.file, []).append((at, at, block))
+        changes.append(AcmeChange(server.file, server.line, host, "added"))
+    out = {}
+    for path, parts in splices.items():
+        text = tree.texts[path]
+        for start, end, new in sorted(parts, key=lambda p: (p[0], p[1]), reverse=True):
+            text = text[:start] + new + text[end:]
+        out[path] = text
+    return out, changes

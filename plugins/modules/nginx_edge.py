@@ -25,6 +25,13 @@ description:
   - With O(verify_url), a request per route is sent through the edge after the reload, and the module fails unless
     the answer carries O(verify_header) (set by the splitter), so a caller records a route's share only once the
     edge really sends that route to the splitter.
+  - A second operation, O(acme_challenge), instead of O(routes) - adds to every plain-HTTP server of a host (its
+    C(listen) port O(acme_challenge.port), default 80) a
+    C(location ^~ /.well-known/acme-challenge/ { proxy_set_header Host $host; proxy_pass http://TARGET; }), so that
+    the K3s ingress (cert-manager's HTTP-01 solver) answers the ACME challenges of that host through the public port
+    while nginx-proxy owns it; O(acme_challenge.state=absent) removes it again. Idempotent; a server that already
+    answers the challenge path itself (a certbot webroot location) is refused, never overwritten. The same
+    backup, validate, restore and reload discipline applies.
 author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:
@@ -47,10 +54,9 @@ options:
     type: dict
     default: {}
   routes:
-    description: The routes to point at their splitters.
+    description: The routes to point at their splitters (one of O(routes) and O(acme_challenge) is required).
     type: list
     elements: dict
-    required: true
     suboptions:
       name:
         description: Route id, used in messages and results.
@@ -77,6 +83,28 @@ options:
           - Path requested through the edge by O(verify_url); default the path of the location as written, with its
             trailing C(/) (nginx answers the path without it with a redirect). Required for a regex location.
         type: str
+  acme_challenge:
+    description:
+      - Forward C(/.well-known/acme-challenge/) of a host's plain-HTTP servers to the K3s ingress (or stop doing so).
+    type: dict
+    suboptions:
+      host:
+        description: The C(server_name) of the servers to change (every plain-HTTP server that names it).
+        type: str
+        required: true
+      target:
+        description:
+          - The K3s ingress as C(HOST:PORT) (as nginx-proxy reaches it). Required with O(acme_challenge.state=present).
+        type: str
+      port:
+        description: The plain-HTTP port of the servers to change.
+        type: int
+        default: 80
+      state:
+        description: V(present) adds (or re-points) the location, V(absent) removes the one this module added.
+        type: str
+        choices: [present, absent]
+        default: present
   backup:
     description: Keep a copy of each changed file beside it (C(FILE.PID.DATE~)).
     type: bool
@@ -120,11 +148,19 @@ EXAMPLES = r"""
     validate_command: docker exec sophia-nginx-proxy-1 nginx -t -q
     reload_command: docker exec sophia-nginx-proxy-1 nginx -s reload
     verify_url: https://127.0.0.1:443
+
+- name: During coexistence, the K3s ingress answers the ACME challenges of www through nginx-proxy's port 80
+  sophia.migrate.nginx_edge:
+    config: /opt/sophia/nginx-proxy/nginx.conf
+    path_map: {/etc/nginx: /opt/sophia/nginx-proxy}
+    acme_challenge: {host: www.sophia-intel.ai, target: "172.17.0.1:30080"}
+    validate_command: docker exec sophia-nginx-proxy-1 nginx -t -q
+    reload_command: docker exec sophia-nginx-proxy-1 nginx -s reload
 """
 
 RETURN = r"""
 routes:
-  description: One entry per route, in the order given.
+  description: One entry per route, in the order given (empty with O(acme_challenge)).
   returned: always
   type: list
   elements: dict
@@ -149,6 +185,16 @@ verified:
   description: Per route, the value of O(verify_header) in the answer through the edge.
   returned: when O(verify_url) is set and not in check mode
   type: dict
+acme_challenge:
+  description: With O(acme_challenge), one entry per plain-HTTP server of the host.
+  returned: when O(acme_challenge) is set
+  type: list
+  elements: dict
+  contains:
+    file: {description: File of the server block., type: str}
+    line: {description: Its line., type: int}
+    server: {description: The host., type: str}
+    action: {description: "added, retargeted, removed or unchanged.", type: str}
 """
 
 import shlex
@@ -159,6 +205,7 @@ from ansible_collections.sophia.migrate.plugins.module_utils._files import atomi
 from ansible_collections.sophia.migrate.plugins.module_utils._nginx_edge import (
     EdgeError,
     Tree,
+    acme_plan,
     apply,
     check_base_url,
     check_splitter,
@@ -189,8 +236,60 @@ def _location_path(location: str) -> str:
     return args[1] if len(args) == 2 and args[0] in ("^~", "=") else ""
 
 
+def _commit(module: AnsibleModule, tree: Tree, texts: dict[str, str], result: dict, validate: list[str] | None,
+            reload_: list[str] | None) -> None:
+    """Back up, write, validate (every file put back on failure), reload (put back and reloaded again on failure)."""
+    if module.params["backup"]:
+        result["backups"] = {f: module.backup_local(f) for f in sorted(texts)}
+    for path, text in texts.items():
+        atomic_write(path, text, tree.modes[path])
+    for argv, what in ((validate, "validate_command"), (reload_, "reload_command")):
+        if argv is None:
+            continue
+        rc, message = _run(module, argv, what)
+        if rc != 0:
+            for path in texts:
+                atomic_write(path, tree.texts[path], tree.modes[path])
+            if what == "reload_command":
+                module.run_command(argv)
+            module.fail_json(msg=f"nginx_edge: {message}; every file is back as it was"
+                             + ("" if what == "reload_command" else " and nginx was not reloaded"), **result)
+
+
+def run_acme(module: AnsibleModule, validate: list[str] | None, reload_: list[str] | None) -> dict:
+    """The acme_challenge operation: add or remove the challenge location in the host's plain-HTTP servers."""
+    spec = module.params["acme_challenge"]
+    if spec["state"] == "present":
+        try:
+            check_splitter({"name": "acme_challenge", "splitter": spec["target"] or ""})
+        except EdgeError:
+            raise EdgeError(f"acme_challenge.target {(spec['target'] or '')[:100]!r} must be HOST:PORT (the K3s "
+                            "ingress as nginx-proxy reaches it)") from None
+    if not spec["host"] or any(c.isspace() or c in ";{}\"'#" or ord(c) < 33 for c in spec["host"]):
+        raise EdgeError(f"acme_challenge.host {spec['host'][:100]!r} must be a server name")
+    tree = Tree(module.params["config"], module.params["path_map"])
+    texts, changes = acme_plan(tree, spec["host"], spec["port"], spec["target"] or "", spec["state"])
+    result: dict = {"changed": bool(texts), "files": sorted(texts), "routes": [],
+                    "acme_challenge": [c._asdict() for c in changes]}
+    if module._diff:
+        result["diff"] = [{"before_header": f, "after_header": f, "before": tree.texts[f], "after": texts[f]}
+                          for f in sorted(texts)]
+    if texts and not module.check_mode:
+        _commit(module, tree, texts, result, validate, reload_)
+    return result
+
+
+def _commands(module: AnsibleModule) -> tuple[list[str] | None, list[str] | None]:
+    p = module.params
+    validate = _argv(p["validate_command"], "validate_command") if p["validate_command"] is not None else None
+    reload_ = _argv(p["reload_command"], "reload_command") if p["reload_command"] is not None else None
+    return validate, reload_
+
+
 def run(module: AnsibleModule) -> dict:
     p = module.params
+    if p["acme_challenge"] is not None:
+        return run_acme(module, *_commands(module))
     for n, route in enumerate(p["routes"]):
         if not (route.get("path") or route.get("location")):
             raise EdgeError(f"routes[{n}] ({route['name']}): give path or location")
@@ -200,8 +299,7 @@ def run(module: AnsibleModule) -> dict:
     for name in ("timeout",):
         if not 0 < p[name] <= 600:
             raise EdgeError(f"{name} must be more than 0 and at most 600 seconds")
-    validate = _argv(p["validate_command"], "validate_command") if p["validate_command"] is not None else None
-    reload_ = _argv(p["reload_command"], "reload_command") if p["reload_command"] is not None else None
+    validate, reload_ = _commands(module)
     tree = Tree(p["config"], p["path_map"])
     edits = plan(tree, p["routes"])
     texts = apply(tree, p["routes"], edits)
@@ -217,21 +315,7 @@ def run(module: AnsibleModule) -> dict:
     if module.check_mode:
         return result
     if texts:
-        if p["backup"]:
-            result["backups"] = {f: module.backup_local(f) for f in sorted(texts)}
-        for path, text in texts.items():
-            atomic_write(path, text, tree.modes[path])
-        for argv, what in ((validate, "validate_command"), (reload_, "reload_command")):
-            if argv is None:
-                continue
-            rc, message = _run(module, argv, what)
-            if rc != 0:
-                for path in texts:
-                    atomic_write(path, tree.texts[path], tree.modes[path])
-                if what == "reload_command":
-                    module.run_command(argv)
-                module.fail_json(msg=f"nginx_edge: {message}; every file is back as it was"
-                                 + ("" if what == "reload_command" else " and nginx was not reloaded"), **result)
+        _commit(module, tree, texts, result, validate, reload_)
     if p["verify_url"]:
         result["verified"] = {}
         failures = []
@@ -261,13 +345,19 @@ def main() -> None:
         argument_spec={
             "config": {"type": "path", "required": True},
             "path_map": {"type": "dict", "default": {}},
-            "routes": {"type": "list", "elements": "dict", "required": True, "options": {
+            "routes": {"type": "list", "elements": "dict", "options": {
                 "name": {"type": "str", "required": True},
                 "path": {"type": "str"},
                 "host": {"type": "str"},
                 "location": {"type": "str"},
                 "splitter": {"type": "str", "required": True},
                 "verify_path": {"type": "str"},
+            }},
+            "acme_challenge": {"type": "dict", "options": {
+                "host": {"type": "str", "required": True},
+                "target": {"type": "str"},
+                "port": {"type": "int", "default": 80},
+                "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             }},
             "backup": {"type": "bool", "default": True},
             "validate_command": {"type": "raw"},
@@ -278,6 +368,8 @@ def main() -> None:
             "validate_certs": {"type": "bool", "default": True},
             "timeout": {"type": "float", "default": 30},
         },
+        required_one_of=[["routes", "acme_challenge"]],
+        mutually_exclusive=[["routes", "acme_challenge"]],
         supports_check_mode=True,
     )
     try:

@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 import yaml
+from unit.tls import certgen
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate
 
@@ -24,11 +25,22 @@ pytestmark = pytest.mark.slow  # runs ansible-playbook (~20 s a run on this mach
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 NGINX_CONF = os.path.join(ROOT, "tests", "fixtures", "nginx", "sophia", "nginx.conf")
 SPECS = os.path.join(ROOT, "specs", "k8s")
-CERT = "-----BEGIN CERTIFICATE-----\nTEST-ONLY-NOT-A-REAL-CERTIFICATE\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nTEST-ONLY-NOT-A-REAL-KEY-sophia\n-----END PRIVATE KEY-----\n"
+# The certificates nginx-proxy serves in the fixture (ssl_certificate /etc/letsencrypt/live/<host>/fullchain.pem),
+# made here: root -> intermediate -> leaf, the full chain in fullchain.pem as Let's Encrypt writes it.
+PKI = certgen.Pki()
+WWW = PKI.leaf(["www.sophia-intel.ai", "sophia-intel.ai"])
+API = PKI.leaf(["api.sophia-intel.ai"])
+KEY = WWW.key_pem.decode()
+KEY_BODY = KEY.splitlines()[1]  # a line of the key's base64, as it would appear if it were ever printed
 
 
-def run_role(tmp_path, extra=None, check=False):
+def write_edge_certificates(tmp_path, www=WWW, api=API):
+    PKI.write(tmp_path / "le" / "live" / "www.sophia-intel.ai", www)
+    PKI.write(tmp_path / "le" / "live" / "api.sophia-intel.ai", api)
+    return PKI.bundle(tmp_path / "ca.pem")
+
+
+def run_role(tmp_path, extra=None, check=False, verbosity=0):
     (tmp_path / "play.yml").write_text(textwrap.dedent("""\
         - hosts: localhost
           connection: local
@@ -36,14 +48,13 @@ def run_role(tmp_path, extra=None, check=False):
           roles:
             - sophia.migrate.ingress_certs
         """))
-    (tmp_path / "fullchain.pem").write_text(CERT)
-    (tmp_path / "privkey.pem").write_text(KEY)
+    bundle = write_edge_certificates(tmp_path) if not (tmp_path / "ca.pem").exists() else str(tmp_path / "ca.pem")
     variables = {
         "ingress_certs_nginx_config": NGINX_CONF,
         "ingress_certs_acme_email": "ops@sophia-intel.ai",
         "ingress_certs_service_map": {"127.0.0.1:8000": {"name": "orchestrator", "port": 8000}},
-        "ingress_certs_tls_import": [{"host": "www.sophia-intel.ai", "cert_file": str(tmp_path / "fullchain.pem"),
-                                      "key_file": str(tmp_path / "privkey.pem")}],
+        "ingress_certs_tls_path_map": {"/etc/letsencrypt": str(tmp_path / "le")},
+        "ingress_certs_tls_ca_bundle": bundle,
         "ingress_certs_staging_dir": str(tmp_path / "staging"),
         "ingress_certs_manifests_dir": str(tmp_path / "k3s-manifests"),
         **(extra or {}),
@@ -54,6 +65,8 @@ def run_role(tmp_path, extra=None, check=False):
             "-e", f"ansible_python_interpreter={os.path.join(ROOT, '.venv', 'bin', 'python')}"]
     if check:
         argv += ["--check", "--diff"]
+    if verbosity:
+        argv.append("-" + "v" * verbosity)
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -86,7 +99,7 @@ def f5(tmp_path_factory):
     fresh_check = run_role(fresh, check=True)  # check mode on a host that never converged: writes nothing
     assert fresh_check.returncode == 0, fresh_check.stdout[-4000:]
     assert changed(fresh_check.stdout) > 0 and not (fresh / "staging").exists()
-    assert "+++ after:" in fresh_check.stdout and "TEST-ONLY-NOT-A-REAL-KEY" not in fresh_check.stdout
+    assert "+++ after:" in fresh_check.stdout and KEY_BODY not in fresh_check.stdout
     first = run_role(tmp_path)
     check = run_role(tmp_path, check=True)  # a second run in check mode: nothing would change (idempotent)
     return tmp_path, first, check
@@ -141,15 +154,21 @@ def test_f5_manifest_content(f5):
     assert ingresses["www-api-mcp"]["metadata"]["annotations"]["nginx.org/proxy-buffering"] == "False"
     orchestrator = ingresses["www-api-orchestrator"]["spec"]["rules"][0]["http"]["paths"][0]
     assert orchestrator["backend"]["service"]["name"] == "orchestrator"
-    secret = out["sophia-ingress-40-tls-secrets.yaml"][0]
-    assert secret["type"] == "kubernetes.io/tls" and secret["metadata"]["name"] == "www-sophia-intel-ai-tls"
+    secrets = {d["metadata"]["name"]: d for d in out["sophia-ingress-40-tls-secrets.yaml"]}
+    assert sorted(secrets) == ["api-sophia-intel-ai-tls", "www-sophia-intel-ai-tls"]
+    secret = secrets["www-sophia-intel-ai-tls"]
+    assert secret["type"] == "kubernetes.io/tls"
     assert base64.b64decode(secret["data"]["tls.key"]).decode() == KEY
+    assert base64.b64decode(secret["data"]["tls.crt"]) == PKI.fullchain(WWW)  # the full chain, as served
+    # every Secret an Ingress references exists, and every imported Secret is referenced
+    referenced = {t["secretName"] for d in out["sophia-ingress-60-ingresses.yaml"] for t in d["spec"].get("tls", [])}
+    assert referenced == set(secrets)
 
 
 def test_secrets_never_in_output(f5):
     _tmp, first, check = f5
     for res in (first, check):
-        assert "TEST-ONLY-NOT-A-REAL-KEY" not in res.stdout + res.stderr
+        assert KEY_BODY not in res.stdout + res.stderr
         assert base64.b64encode(KEY.encode()).decode()[:40] not in res.stdout + res.stderr
 
 
@@ -173,7 +192,7 @@ def test_community_controller_needs_acknowledgement(tmp_path):
 
 def test_traefik_is_configured_not_replaced(tmp_path):
     res = run_role(tmp_path, {"ingress_certs_controller": "traefik", "ingress_certs_http_port": 8080,
-                              "ingress_certs_tls_import": []})
+                              "ingress_certs_tls_from_edge": False})
     assert res.returncode == 0, res.stdout[-4000:]
     validate(tmp_path / "staging")
     out = docs(tmp_path / "staging")
@@ -230,4 +249,51 @@ def test_a_given_route_list_is_checked_before_rendering(tmp_path):
                               "ingress_certs_tls_import": []})
     assert res.returncode != 0
     assert 'route "www-admin" has host "www.example.com\\n      http: {}' in res.stdout, res.stdout[-3000:]
+    assert not (tmp_path / "staging").exists()
+
+
+# --- continuity: the certificates nginx-proxy serves become the Secrets the Ingresses reference (issue 21) -------
+def test_imported_secrets_at_vvv_community_controller(tmp_path):
+    """Found from the edge's configuration, read, checked, rendered 0600: the key never shows, even at -vvv."""
+    res = run_role(tmp_path, {"ingress_certs_controller": "ingress-nginx",
+                              "ingress_certs_ack_retired_ingress_nginx": True}, verbosity=3)
+    assert res.returncode == 0, res.stdout[-4000:]
+    out = res.stdout + res.stderr
+    assert KEY_BODY not in out and API.key_pem.decode().splitlines()[1] not in out
+    for key in (WWW.key_pem, API.key_pem):
+        assert base64.b64encode(key).decode()[:40] not in out
+    assert "www.sophia-intel.ai www-sophia-intel-ai-tls" in out  # the import is reported, by host and Secret
+    for directory in ("staging", "k3s-manifests"):
+        path = tmp_path / directory / "sophia-ingress-40-tls-secrets.yaml"
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    validate(tmp_path / "staging")
+    manifests = docs(tmp_path / "staging")
+    secrets = {d["metadata"]["name"]: d for d in manifests["sophia-ingress-40-tls-secrets.yaml"]}
+    referenced = {t["secretName"] for d in manifests["sophia-ingress-60-ingresses.yaml"]
+                  for t in d["spec"].get("tls", [])}
+    assert referenced == set(secrets) == {"www-sophia-intel-ai-tls", "api-sophia-intel-ai-tls"}
+    assert base64.b64decode(secrets["api-sophia-intel-ai-tls"]["data"]["tls.crt"]) == PKI.fullchain(API)
+    assert secrets["api-sophia-intel-ai-tls"]["metadata"]["annotations"]["sophia.migrate/imported-from"] == \
+        str(tmp_path / "le" / "live" / "api.sophia-intel.ai" / "fullchain.pem")
+
+
+def test_missing_certificate_file_refused_by_name_before_anything_is_written(tmp_path):
+    write_edge_certificates(tmp_path)
+    os.unlink(tmp_path / "le" / "live" / "api.sophia-intel.ai" / "fullchain.pem")
+    res = run_role(tmp_path)
+    assert res.returncode != 0
+    path = tmp_path / "le" / "live" / "api.sophia-intel.ai" / "fullchain.pem"
+    assert f"certificate file {path}" in res.stdout and "does not exist" in res.stdout, res.stdout[-3000:]
+    assert not (tmp_path / "staging").exists()
+
+
+def test_expired_certificate_refused_with_its_dates(tmp_path):
+    old = PKI.leaf(["www.sophia-intel.ai"], days=(-200, -3))
+    write_edge_certificates(tmp_path, www=old)
+    res = run_role(tmp_path)
+    assert res.returncode != 0
+    before = old.cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    after = old.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"expired (notBefore {before}, notAfter {after})" in res.stdout, res.stdout[-3000:]
+    assert "www.sophia-intel.ai/fullchain.pem" in res.stdout
     assert not (tmp_path / "staging").exists()

@@ -95,8 +95,8 @@ def test_certificates_and_tls_secrets_keep_hosts_as_one_value():
     assert cert["spec"]["dnsNames"] == [EVIL_HOST]
     assert set(cert["spec"]) == {"secretName", "dnsNames", "issuerRef", "privateKey"}
     secrets = render("sophia-ingress-40-tls-secrets.yaml.j2",
-                     ingress_certs_tls_import=[{"host": "a\n  namespace: kube-system\n  x", "cert_file": "c",
-                                                "key_file": "k"}],
+                     _ingress_certs_tls_secrets=[{"name": "a\n  namespace: kube-system\n  x", "cert_file": "c",
+                                                  "key_file": "k"}],
                      _ingress_certs_tls_data={"c": "Y2VydA==", "k": "a2V5"})
     (secret,) = secrets
     assert secret["metadata"]["namespace"] == "sophia"
