@@ -79,13 +79,35 @@ def primary() -> str:
     """The side whose Redis is primary now: before the migration both are stand-alone primaries and the
     clients' endpoint is on Compose; after the cutover the Compose Redis replicates from the K3s one (or,
     after Phase 2D, is stopped); after a rollback the K3s Redis replicates from the Compose one."""
-    if redis.Redis(port=REDIS["k3s"]).info("replication")["role"] == "slave":
-        return "compose"
-    try:
-        compose = redis.Redis(port=REDIS["compose"], socket_connect_timeout=2).info("replication")["role"]
-    except redis.exceptions.ConnectionError:
-        return "k3s"
-    return "k3s" if compose == "slave" else "compose"
+    return Stores().primary()
+
+
+class Stores:
+    """Where the writer checks its items: the lab's Redis and Qdrant on loopback ports, no credentials.
+    tests/e2e/test_staging.py passes its own (the node's addresses, the staging secrets)."""
+
+    def __init__(self, redis_at: dict[str, tuple[str, int]] | None = None, qdrant_at: dict[str, str] | None = None,
+                 password: str | None = None, api_key: str | None = None):
+        self.redis_at = redis_at or {side: ("127.0.0.1", port) for side, port in REDIS.items()}
+        self.qdrant_at = qdrant_at or QDRANT
+        self.password, self.headers = password, ({"api-key": api_key} if api_key else {})
+
+    def redis(self, side: str) -> redis.Redis:
+        host, port = self.redis_at[side]
+        return redis.Redis(host=host, port=port, password=self.password, socket_connect_timeout=2)
+
+    def qdrant(self, side: str) -> tuple[str, dict[str, str]]:
+        return self.qdrant_at[side], self.headers
+
+    def primary(self) -> str:
+        """The side whose Redis is primary (see primary())."""
+        if self.redis("k3s").info("replication")["role"] == "slave":
+            return "compose"
+        try:
+            compose = self.redis("compose").info("replication")["role"]
+        except redis.exceptions.ConnectionError:
+            return "k3s"
+        return "k3s" if compose == "slave" else "compose"
 
 
 class Writer(threading.Thread):
@@ -93,8 +115,9 @@ class Writer(threading.Thread):
     that answers) and remembers each acknowledged one. A write held by a data freeze is not a failure; the
     timeout is long enough for the freeze (data_migration_freeze_max_seconds)."""
 
-    def __init__(self, timeout: float = 170):
+    def __init__(self, timeout: float = 170, edge: str = EDGE, stores: Stores | None = None):
         super().__init__(daemon=True)
+        self.edge, self.stores = edge, stores or Stores()
         self.halt = threading.Event()
         self.acked: dict[str, str] = {}
         self.failed = 0
@@ -110,7 +133,7 @@ class Writer(threading.Thread):
             n += 1
             item = f"e2e-{os.getpid()}-{time.time_ns()}-{n}"
             service = "context" if n % 2 else "research"
-            req = urllib.request.Request(f"{EDGE}/api/{service}/items", method="POST",
+            req = urllib.request.Request(f"{self.edge}/api/{service}/items", method="POST",
                                          data=json.dumps({"id": item, "value": str(n)}).encode(),
                                          headers={"Content-Type": "application/json", "Host": "www.sophia-intel.ai"})
             started = time.monotonic()
@@ -138,12 +161,14 @@ class Writer(threading.Thread):
 
     def lost(self, side: str | None = None) -> dict[str, list[str]]:
         """Acknowledged items missing from the Redis and from the Qdrant of ``side`` (default the primary)."""
-        side = side or primary()
-        client = redis.Redis(port=REDIS[side])
+        side = side or self.stores.primary()
+        client = self.stores.redis(side)
         in_qdrant, offset = set(), None
+        url, headers = self.stores.qdrant(side)
         while True:
             body = {"limit": 1000, "with_payload": True, "with_vector": False, **({"offset": offset} if offset else {})}
-            page = requests.post(f"{QDRANT[side]}/collections/sophia/points/scroll", json=body, timeout=30).json()
+            page = requests.post(f"{url}/collections/sophia/points/scroll", json=body, headers=headers,
+                                 timeout=30).json()
             in_qdrant.update(p["payload"].get("item") for p in page["result"]["points"])
             offset = page["result"].get("next_page_offset")
             if offset is None:

@@ -20,12 +20,20 @@ import json
 import os
 import re
 import secrets
+import ssl
 import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
 
 import pytest
 import yaml
-from conftest import ROOT, explain, playbook_env, recap_changed
+from conftest import ROOT, Stores, Writer, explain, playbook_env, recap_changed
 from standins.fly_machines_standin import FlyMachinesStandin, seed_legacy
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "traffic"))
+from traffic_support import Load, summary
 
 NODE = "sophia-staging-node"
 STATE = os.path.join(os.path.expanduser("~"), ".sophia-migrate", "staging")
@@ -160,3 +168,96 @@ def test_phase1_with_the_staging_token(stage, fly_token):
         clean(again)
         assert recap_changed(again.stdout) == 0, explain(again.stdout)
         assert api.violations == [], api.violations
+
+
+# --- Phase 2B under load, on production's settings ------------------------------------------------------------------
+# The clients stand for the internet: they reach the node's public address (as users reach the Lambda host's) through
+# a route on the controller to the node's container address; the data checks reach the private address likewise.
+PUBLIC, PRIVATE = "10.213.255.10", "10.213.255.20"
+STAGING_EDGE = f"https://{PUBLIC}"
+ROUTES = ["/api/context/x", "/api/research/y", "/", "/api/agents/z"]
+
+
+def secret(name: str) -> str:
+    with open(os.path.join(SECRETS, name)) as handle:
+        return handle.read().split()[0]
+
+
+@pytest.fixture(scope="module")
+def routed(stage):
+    """The controller routes the node's public and private addresses to the node (removed at the end)."""
+    address = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                              NODE], capture_output=True, text=True, check=True).stdout.strip()
+    net = "10.213.255.0/24"
+    subprocess.run(["ip", "route", "replace", net, "via", address], check=True)
+    try:
+        yield Stores(redis_at={"compose": (PRIVATE, 6379), "k3s": (PRIVATE, 30379)},
+                     qdrant_at={"compose": f"http://{PRIVATE}:6333", "k3s": f"http://{PRIVATE}:30333"},
+                     password=secret("redis-password"), api_key=secret("qdrant-api-key"))
+    finally:
+        subprocess.run(["ip", "route", "del", net], check=False)
+
+
+def staging_load(work: str) -> Load:
+    """wrk through the public 443, Host www.sophia-intel.ai, GETs over four routes and POSTs to the two stateful APIs.
+    A request held by the write freeze is answered late, not failed: the timeout is a client's (60 s), not wrk's 5 s."""
+    load = Load(work, STAGING_EDGE + ROUTES[0])
+    load.argv[load.argv.index("--timeout") + 1] = "60"
+    with open(load.script, "w") as handle:
+        handle.write(textwrap.dedent("""\
+            local paths = {%s}
+            local posts = {"/api/context/x", "/api/research/y"}
+            local host = {["Host"] = "www.sophia-intel.ai"}
+            local post = {["Host"] = "www.sophia-intel.ai", ["Content-Type"] = "application/json"}
+            local n = 0
+            request = function()
+              n = n + 1
+              if n %% 2 == 0 then
+                local path = posts[((n / 2) %% #posts) + 1]
+                return wrk.format("POST", path, post, '{"n": ' .. n .. '}')
+              end
+              return wrk.format("GET", paths[(((n - 1) / 2) %% #paths) + 1], host)
+            end
+            delay = function() return 40 end
+            done = function(summary, latency, requests)
+              io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests,
+                summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
+                summary.errors.timeout, latency:percentile(99), latency:percentile(50)))
+            end
+            """) % ", ".join(f'"{p}"' for p in ROUTES))
+    return load.start()
+
+
+def side_of(path: str) -> tuple[str, str]:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    req = urllib.request.Request(STAGING_EDGE + path, headers={"Host": "www.sophia-intel.ai"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        body = json.loads(resp.read())
+        return body["service"], body["side"]
+
+
+def under_load(tmp_path, stores: Stores, label: str, *args: str) -> tuple:
+    load, writer = staging_load(str(tmp_path)), Writer(edge=STAGING_EDGE, stores=stores)
+    writer.start()
+    try:
+        res = staging(*args, timeout=1800)
+        time.sleep(2)
+    finally:
+        writer.stop()
+        result = load.stop()
+    lost = writer.lost()
+    print(f"\nstaging {label}: {summary(result)}; " + writer.report("", lost).lstrip(": "))
+    return res, result, writer, lost
+
+
+def test_phase2b_under_load_on_production_settings(routed, tmp_path):
+    assert routed.primary() == "compose"
+    res, result, writer, lost = under_load(tmp_path, routed, "phase2b (data cutover, then every route 0->100)",
+                                           "playbooks/phase2b.yml")
+    clean(res)
+    assert result["failed"] == 0, result["raw"]
+    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, writer.why
+    assert routed.primary() == "k3s"
+    for name in ("research", "context", "github", "business", "lambda", "hubspot", "agents"):
+        assert side_of(f"/api/{name}/x") == (f"mcp-{name}", "k3s")
