@@ -58,7 +58,10 @@ def production_probes(prometheus_url):
     would switch the in-process module runs to controller mode)."""
     with open(EDGE, encoding="utf-8") as handle:
         gate = yaml.safe_load(handle)["traffic_shift_gate"]
-    variables = {"sophia_k3s_prometheus_url": prometheus_url, "sophia_prometheus_url": prometheus_url}
+    with open(EDGE, encoding="utf-8") as handle:
+        timing = yaml.safe_load(handle)["sophia_gate_timing"]  # production's: 2-minute windows
+    variables = {"sophia_k3s_prometheus_url": prometheus_url, "sophia_prometheus_url": prometheus_url,
+                 "sophia_gate_timing": timing}
     res = subprocess.run([sys.executable, "-c", _RENDER], input=json.dumps([gate["probes"], variables]),
                          capture_output=True, text=True, check=True, timeout=120)
     return json.loads(res.stdout)
