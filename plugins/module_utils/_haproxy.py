@@ -8,6 +8,8 @@ connections under the clients' feet.
 - ``RuntimeApi.command`` sends one command over a UNIX socket (or ``ipv4@host:port``) and returns
   the answer; an answer that HAProxy marks as an error raises ``HaproxyError``.
 - ``RuntimeApi.servers(backend)`` parses ``show servers state <backend>`` into a dict per server.
+- ``RuntimeApi.set_health`` stops or resumes servers' health checks (``disable health`` / ``enable health``): the
+  splitter_hold module keeps a server that is restarting UP, so that its requests wait instead of failing.
 - ``plan_weights`` turns a route's share for the new side into integer weights for every server.
 """
 
@@ -27,6 +29,10 @@ ADMIN_MAINT = 0x23
 ADMIN_DRAIN = 0x18
 # srv_op_state values.
 OP_STATES = {0: "STOPPED", 1: "STARTING", 2: "RUNNING", 3: "STOPPING"}
+# srv_check_state bits (include/haproxy/check-t.h): a health check is configured, and administratively enabled
+# ("disable health" clears ENABLED; the server is then unchecked and its last state kept).
+CHECK_CONFIGURED = 0x02
+CHECK_ENABLED = 0x04
 MAX_WEIGHT = 256
 ERROR_MARKERS = ("Unknown command", "No such", "Require ", "Invalid", "cannot", "permission denied",
                  "not found", "expects", "Missing")
@@ -115,12 +121,17 @@ class RuntimeApi:
                 admin_name = "drain"
             if admin & ADMIN_MAINT:
                 admin_name = "maint"
+            check = int(row.get("srv_check_state", 0))
+            health = "none"
+            if check & CHECK_CONFIGURED:
+                health = "enabled" if check & CHECK_ENABLED else "disabled"
             out[row["srv_name"]] = {
                 "weight": int(row.get("srv_uweight", 0)),
                 "initial_weight": int(row.get("srv_iweight", 0)),
                 "address": f"{row.get('srv_addr')}:{row.get('srv_port', '')}".rstrip(":"),
                 "admin": admin_name,
                 "operational": OP_STATES.get(int(row.get("srv_op_state", 0)), row.get("srv_op_state")),
+                "health": health,
             }
         if not out:
             raise HaproxyError(f"HAProxy has no backend named '{backend}' (or it has no servers)")
@@ -143,6 +154,18 @@ class RuntimeApi:
         for line in answer.splitlines():
             if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
                 raise HaproxyError(f"HAProxy refused a change on backend {backend}: {line.strip()[:300]}")
+
+    def set_health(self, backend: str, changes: list[tuple[str, bool]]) -> None:
+        """Health checks of several servers stopped (False) or resumed (True), in one Runtime API line."""
+        check_name(backend, "backend")
+        cmds = []
+        for server, enabled in changes:
+            check_name(server, "server")
+            cmds.append(f"{'enable' if enabled else 'disable'} health {backend}/{server}")
+        answer = self.command("; ".join(cmds))
+        for line in answer.splitlines():
+            if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
+                raise HaproxyError(f"HAProxy refused a health check change on backend {backend}: {line.strip()[:300]}")
 
     def save_state(self, path: str) -> None:
         """Write ``show servers state`` to HAProxy's ``server-state-file`` (atomically), so that a

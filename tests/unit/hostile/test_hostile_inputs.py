@@ -210,6 +210,8 @@ def base_args(name: str, f: Files) -> dict[str, t.Any]:
         "redis_migrate": lambda: {"mode": "verify", "source": dict(REDIS), "target": dict(REDIS),
                                   "replicaof": {"host": "127.0.0.1", "port": 1}, "databases": [0],
                                   "dest": str(f.out / "dump.rdb"), "sync_timeout": 1, "cutover_timeout": 1},
+        "splitter_hold": lambda: {"runtime_api": str(f.tmp / "haproxy.sock"), "backend": "route_x",
+                                  "servers": ["compose1"], "state": "held", "timeout": 0.5},
         "splitter_weight": lambda: {"runtime_api": str(f.tmp / "haproxy.sock"), "backend": "route_x",
                                     "old_servers": ["compose1"], "new_servers": ["k3s1"], "share": 25,
                                     "state_file": str(f.out / "server-state"), "timeout": 0.5},
