@@ -1,0 +1,151 @@
+"""The write freeze with production's settings fails no request: the splitter holds the frozen service's requests.
+
+Real HAProxy configured by traffic_shift's template (HAProxy 2.6, Debian 12), two lab_service.py processes (the Compose
+and the K3s side of one route, K3s at 0 % as during the data migration), wrk with keep-alive GETs and POSTs and a
+30 s timeout. The role's own freeze (data_migration tasks/freeze.yml, in a block/rescue as qdrant_migrate.yml runs
+it) stops the Compose service with SIGTERM, as `docker stop` does, waits 5 s (the catch-up), and starts it again.
+
+- With data_migration_write_freeze.hold: 0 failed requests, none answered by the K3s side, the route's health
+  checks enabled again at the end. Before the hold, HAProxy marked the stopped server DOWN after 2 failed checks and
+  answered 503 (and the template's `retries 2` held a refused connection 2 s at most).
+- Without the hold, the same freeze fails requests (the test can fail).
+- A freeze whose catch-up fails and whose service does not come back still ends the hold: health checks enabled,
+  the server marked DOWN (a failed migration never leaves a route held).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from conftest import BACKEND, ROUTE
+from traffic_support import Load, summary
+
+from support.playbooks import role_play, run_play
+
+DOWN_SECONDS = 5
+
+# As qdrant_migrate.yml: the freeze starts, the catch-up runs, the freeze ends; any failure ends it in the rescue.
+PLAY = """\
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: the catch-up under the write freeze
+      block:
+        - name: stop the writes
+          ansible.builtin.include_role:
+            name: sophia.migrate.data_migration
+            tasks_from: freeze.yml
+          vars:
+            _data_migration_freeze_action: start
+        - name: the catch-up
+          ansible.builtin.command: "{catchup}"
+          changed_when: false
+        - name: the writes resume
+          ansible.builtin.include_role:
+            name: sophia.migrate.data_migration
+            tasks_from: freeze.yml
+          vars:
+            _data_migration_freeze_action: end
+      rescue:
+        - name: the writes resume (rescue)
+          ansible.builtin.include_role:
+            name: sophia.migrate.data_migration
+            tasks_from: freeze.yml
+          vars:
+            _data_migration_freeze_action: end
+        - name: stop here
+          ansible.builtin.fail:
+            msg: the catch-up failed
+"""
+
+
+def _variables(splitter, hold: bool, end: list[str] | None = None) -> dict:
+    compose = splitter["compose"]
+    freeze = {"start": compose.command("stop"), "end": end or compose.command("start")}
+    if hold:
+        freeze["hold"] = {"runtime_api": splitter["socket"], "routes": [ROUTE], "ready_timeout": 30}
+    return {"data_migration_write_freeze": freeze, "traffic_shift_routes": [splitter["route"]],
+            "traffic_shift_splitter_bind": "127.0.0.1"}
+
+
+def _freeze_under_load(splitter, tmp_path, hold: bool, down: int = DOWN_SECONDS) -> tuple[dict, object]:
+    load = Load(splitter["work"], f"http://127.0.0.1:{splitter['port']}/api/context/x", connections=20, rate=200)
+    load.argv[load.argv.index("--timeout") + 1] = "30"  # a client that waits longer than the freeze
+    load.start()
+    res = run_play(tmp_path, PLAY.format(catchup=f"sleep {down}"), _variables(splitter, hold), timeout=180)
+    time.sleep(1.5)
+    return load.stop(), res
+
+
+def test_a_held_freeze_fails_no_request_and_sends_none_to_k3s(splitter, tmp_path):
+    pid_before = splitter["compose"].pid()
+    k3s_before = splitter["k3s"].requests()
+    result, res = _freeze_under_load(splitter, tmp_path, hold=True)
+    print(f"\nheld freeze ({DOWN_SECONDS}s down): {summary(result)}, p99 {result['p99_ms']:.0f} ms")
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert splitter["compose"].pid() != pid_before  # the service was really stopped and started again
+    assert result["requests"] > 500, result["raw"]
+    assert result["failed"] == 0, result["raw"]
+    assert result["p99_ms"] >= 1000 * (DOWN_SECONDS - 1), result["raw"]  # requests were held through the stop
+    # nothing went to the K3s side (not even a health check): its one request since is the /metrics read above
+    assert splitter["k3s"].requests() == k3s_before + 1
+    assert splitter["compose"].requests() > 0  # the restarted service answers
+    server = splitter["api"].servers(BACKEND)["compose1"]
+    assert (server["health"], server["operational"]) == ("enabled", "RUNNING"), server
+    out = res.stdout
+    held = r"hold the routes' requests in the splitter.*\n(changed|ok): \[localhost\] => \(item=www-api-context"
+    assert re.search(held, out), out[-4000:]
+    assert "every held route answers its health path through the splitter" in out
+
+
+def test_without_the_hold_the_same_freeze_fails_requests(splitter, tmp_path):
+    result, res = _freeze_under_load(splitter, tmp_path, hold=False, down=2)
+    print(f"\nfreeze without a hold (2s down): {summary(result)}")
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert result["failed"] > 0, result["raw"]
+
+
+def test_a_failed_freeze_ends_the_hold(splitter, tmp_path):
+    """The catch-up fails and the service does not come back (its start command fails): the rescue ends the freeze,
+    the hold is released anyway, and HAProxy's health checks then mark the stopped server DOWN."""
+    variables = _variables(splitter, hold=True, end=["false"])
+    res = run_play(tmp_path, PLAY.format(catchup="false"), variables, timeout=180)
+    assert res.returncode != 0
+    assert "rescued=1" in res.stdout, res.stdout[-4000:]  # the catch-up failed, the rescue ended the freeze
+    assert re.search(r"release the splitter's hold.*\n(changed|ok): \[localhost\] => \(item=www-api-context",
+                     res.stdout), res.stdout[-4000:]
+    assert splitter["api"].servers(BACKEND)["compose1"]["health"] == "enabled"
+    deadline = time.monotonic() + 10
+    while splitter["api"].servers(BACKEND)["compose1"]["operational"] == "RUNNING":
+        assert time.monotonic() < deadline, "the stopped server is never marked DOWN: its checks are not running"
+        time.sleep(0.2)
+
+
+def test_the_preflight_refuses_a_hold_the_splitter_cannot_give_before_anything_stops(splitter, tmp_path):
+    """The role's preflight checks the hold against the running splitter (check mode, nothing changed) when the
+    Qdrant freeze will run: K3s taking a share of the route, or an unreachable Runtime API, stops the run before the
+    freeze's start command."""
+    marker = tmp_path / "stopped"
+    base = {
+        "data_migration_ledger_path": str(tmp_path / "ledger.json"),
+        "data_migration_backup_dir": str(tmp_path / "backups"),
+        "data_migration_report_dir": "",
+        "data_migration_qdrant": {"source": {"url": "http://127.0.0.1:9"}, "target": {"url": "http://127.0.0.1:9"},
+                                  "collections": ["docs"]},
+        "traffic_shift_routes": [splitter["route"]],
+        "traffic_shift_splitter_bind": "127.0.0.1",
+    }
+    freeze = {"start": ["touch", str(marker)], "end": ["true"],
+              "hold": {"runtime_api": splitter["socket"], "routes": [ROUTE]}}
+    splitter["api"].set_servers(BACKEND, [("k3s1", 25, "ready")])
+    res = run_play(tmp_path, role_play("data_migration"), {**base, "data_migration_write_freeze": freeze})
+    assert res.returncode != 0
+    assert "k3s1 (weight 25, ready) also take(s) the route's traffic" in res.stdout, res.stdout[-4000:]
+    assert splitter["api"].servers(BACKEND)["compose1"]["health"] == "enabled"  # checked in check mode only
+    gone = {**freeze, "hold": {**freeze["hold"], "runtime_api": str(tmp_path / "no-splitter.sock")}}
+    res = run_play(tmp_path, role_play("data_migration"), {**base, "data_migration_write_freeze": gone})
+    assert res.returncode != 0
+    assert "cannot reach the HAProxy Runtime API at" in res.stdout and "no-splitter.sock" in res.stdout
+    assert not marker.exists()  # nothing was stopped
