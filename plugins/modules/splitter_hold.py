@@ -13,13 +13,13 @@ description:
     checks and then answers 503. When a service is stopped and started again on purpose (the write freeze of
     P(sophia.migrate.data_migration#role)), its requests should wait instead.
   - With O(state=held) the health checks of O(servers) are stopped through the HAProxy Runtime API
-    (C(disable health <backend>/<server>)): the servers stay UP, unchecked. A request to a stopped server then
+    (C(disable health <backend>/<server>)), so the servers stay UP, unchecked. A request to a stopped server then
     fails to connect, and the splitter's C(retry-on conn-failure) tries it again on the same server about once a
     second (C(retries), the role's C(traffic_shift_connect_retries)) until the service listens again. Nothing was
     sent to the server before a connection failure, so this is safe for POST requests too.
   - With O(state=released) the health checks are resumed (C(enable health)).
   - Only the held servers may take the route's traffic while it is held (every other server of O(backend) at
-    weight 0 or in maintenance): a retried request may be sent to another server (C(option redispatch)), and
+    weight 0 or in maintenance), because a retried request may be sent to another server (C(option redispatch)), and
     the hold must not move writes to the other side. The module fails before changing anything otherwise.
   - Changed only when a server's health check changes state; the live state is read back after a change.
 author:
@@ -60,7 +60,7 @@ options:
 notes:
   - A hold lasts as long as the splitter retries a connection, about C(retries) seconds, and as long as the client
     waits (C(timeout server) of the splitter, the client's own timeout); a service down for longer fails requests.
-  - Always release a hold (a C(block)/C(always)): a held server that really fails is never marked DOWN.
+  - Always release a hold (in a C(block) with C(always)), or a held server that really fails is never marked DOWN.
 """
 
 EXAMPLES = r"""
