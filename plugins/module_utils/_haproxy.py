@@ -8,8 +8,9 @@ connections under the clients' feet.
 - ``RuntimeApi.command`` sends one command over a UNIX socket (or ``ipv4@host:port``) and returns
   the answer; an answer that HAProxy marks as an error raises ``HaproxyError``.
 - ``RuntimeApi.servers(backend)`` parses ``show servers state <backend>`` into a dict per server.
-- ``RuntimeApi.set_health`` stops or resumes servers' health checks (``disable health`` / ``enable health``): the
-  splitter_hold module keeps a server that is restarting UP, so that its requests wait instead of failing.
+- ``RuntimeApi.set_health`` stops or resumes servers' health checks (``disable health`` / ``enable health``) and
+  ``RuntimeApi.set_addresses`` moves servers (``set server ... addr``): the splitter_hold module keeps a server that
+  is restarting UP, parked on an address that refuses, so that its requests wait instead of failing.
 - ``plan_weights`` turns a route's share for the new side into integer weights for every server.
 """
 
@@ -42,6 +43,16 @@ ERROR_MARKERS = ("Unknown command", "No such", "Require ", "Invalid", "cannot", 
 # A name is put into a Runtime API command line; anything else (";", spaces, newlines) would be another command.
 NAME_MAX = 64
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{NAME_MAX}}}")
+IPV4 = re.compile(r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}")
+
+
+def split_address(value: t.Any, what: str) -> tuple[str, int]:
+    """``IPv4:port`` as (ip, port), else HaproxyError naming ``what``."""
+    ip, _sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not IPV4.fullmatch(ip) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise HaproxyError(f"{what} {shown} is not IPV4:PORT (a port from 1 to 65535)")
+    return ip, int(port)
 
 
 class HaproxyError(Exception):
@@ -166,6 +177,21 @@ class RuntimeApi:
         for line in answer.splitlines():
             if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
                 raise HaproxyError(f"HAProxy refused a health check change on backend {backend}: {line.strip()[:300]}")
+
+    def set_addresses(self, backend: str, changes: list[tuple[str, str, int]]) -> None:
+        """Servers moved to another address (``set server <b>/<s> addr <ip> port <port>``), in one Runtime API line."""
+        check_name(backend, "backend")
+        cmds = []
+        for server, ip, port in changes:
+            check_name(server, "server")
+            if not IPV4.fullmatch(ip) or isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise HaproxyError(f"server {server}: address {ip!r} port {port!r} cannot be sent (an IPv4 address "
+                                   "and a port from 1 to 65535)")
+            cmds.append(f"set server {backend}/{server} addr {ip} port {port}")
+        answer = self.command("; ".join(cmds))
+        for line in answer.splitlines():
+            if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
+                raise HaproxyError(f"HAProxy refused an address change on backend {backend}: {line.strip()[:300]}")
 
     def save_state(self, path: str) -> None:
         """Write ``show servers state`` to HAProxy's ``server-state-file`` (atomically), so that a

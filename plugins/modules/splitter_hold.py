@@ -17,7 +17,12 @@ description:
     fails to connect, and the splitter's C(retry-on conn-failure) tries it again on the same server about once a
     second (C(retries), the role's C(traffic_shift_connect_retries)) until the service listens again. Nothing was
     sent to the server before a connection failure, so this is safe for POST requests too.
-  - With O(state=released) the health checks are resumed (C(enable health)).
+  - With O(park), the held servers are also moved to that address, where nothing listens, so every connection is
+    refused and retried. Needed when the server's address still accepts connections while its service is down, as
+    a Docker port published by docker-proxy (Docker's default) does while the container starts or stops (it
+    accepts, then closes, and HAProxy answers 502, not retried). The module refuses a O(park) address that accepts.
+  - With O(state=released) the servers go back to O(addresses) (when given) and their health checks are resumed
+    (C(enable health)). Release only once the service answers at its own address.
   - Only the held servers may take the route's traffic while it is held (every other server of O(backend) at
     weight 0 or in maintenance), because a retried request may be sent to another server (C(option redispatch)), and
     the hold must not move writes to the other side. The module fails before changing anything otherwise.
@@ -48,6 +53,16 @@ options:
     type: list
     elements: str
     default: [compose1]
+  park:
+    description:
+      - C(IPV4:PORT) where nothing listens (for example C(127.0.0.1:1)); with O(state=held) the held servers are moved
+        there. Omit to leave them where they are.
+    type: str
+  addresses:
+    description:
+      - C(IPV4:PORT) per server of O(servers), the address each goes back to with O(state=released) (the route's
+        Compose upstreams). Needed to release servers that were held with O(park).
+    type: dict
   state:
     description: V(held) stops the health checks of O(servers), V(released) resumes them.
     type: str
@@ -76,6 +91,19 @@ EXAMPLES = r"""
     runtime_api: /run/haproxy/admin.sock
     backend: route_www_api_context
     state: released
+
+- name: Hold a route whose upstream is a docker-proxy published port (parked where connections are refused)
+  sophia.migrate.splitter_hold:
+    runtime_api: /run/haproxy/admin.sock
+    backend: route_www_api_context
+    park: 127.0.0.1:1
+
+- name: Release it, back to its published port
+  sophia.migrate.splitter_hold:
+    runtime_api: /run/haproxy/admin.sock
+    backend: route_www_api_context
+    addresses: {compose1: 127.0.0.1:8002}
+    state: released
 """
 
 RETURN = r"""
@@ -91,11 +119,46 @@ servers:
       health check V(enabled)/V(disabled)/V(none)).
   returned: always
   type: dict
-  sample: {"compose1": {"weight": 100, "admin": "ready", "operational": "RUNNING", "health": "disabled"}}
+  sample: {"compose1": {"weight": 100, "admin": "ready", "operational": "RUNNING", "health": "disabled",
+           "address": "127.0.0.1:1"}}
 """
 
+import socket
+
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
-from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import HaproxyError, RuntimeApi, check_name
+from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import (
+    HaproxyError,
+    RuntimeApi,
+    check_name,
+    split_address,
+)
+
+
+def _refused(ip: str, port: int, timeout: float) -> None:
+    """The park address must refuse connections (a listener there would take the held requests)."""
+    try:
+        socket.create_connection((ip, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return
+    except OSError as exc:
+        raise HaproxyError(f"option park: {ip}:{port} does not refuse connections ({exc}); choose an address where "
+                           "nothing listens, such as 127.0.0.1:1") from exc
+    raise HaproxyError(f"option park: something listens on {ip}:{port}; choose an address where nothing listens")
+
+
+def _planned(live: dict, servers: list[str], hold: bool, park: str | None, addresses: dict) -> dict:
+    out = {}
+    for n in servers:
+        health = live[n]["health"]
+        if health != "none":
+            health = "disabled" if hold else "enabled"
+        address = live[n]["address"]
+        if hold and park:
+            address = park
+        elif not hold and n in addresses:
+            address = addresses[n]
+        out[n] = {"health": health, "address": address}
+    return out
 
 
 def run(module: AnsibleModule) -> dict:
@@ -107,6 +170,16 @@ def run(module: AnsibleModule) -> dict:
     for name in p["servers"]:
         check_name(name, "option servers: server")
     servers = list(dict.fromkeys(p["servers"]))
+    park = None
+    if p["park"] is not None:
+        ip, port = split_address(p["park"], "option park:")
+        park = f"{ip}:{port}"
+    addresses = {}
+    for name, value in (p["addresses"] or {}).items():
+        if name not in servers:
+            raise HaproxyError(f"option addresses: {str(name)[:80]!r} is not one of the servers ({', '.join(servers)})")
+        ip, port = split_address(value, f"option addresses.{name}:")
+        addresses[name] = f"{ip}:{port}"
     api = RuntimeApi(p["runtime_api"], p["timeout"])
     live = api.servers(p["backend"])
     missing = [n for n in servers if n not in live]
@@ -125,26 +198,39 @@ def run(module: AnsibleModule) -> dict:
         if down:
             module.warn(f"splitter_hold: {', '.join(down)} of {p['backend']} is not UP: a hold keeps a server UP, "
                         "it does not bring one back; its requests fail until it is")
-    todo = [n for n in servers if live[n]["health"] == ("enabled" if hold else "disabled")]
+    planned = _planned(live, servers, hold, park, addresses)
+    before = {n: {"health": live[n]["health"], "address": live[n]["address"]} for n in servers}
+    todo = [n for n in servers if planned[n] != before[n]]
     result = {"changed": bool(todo), "servers": live,
               "held": [n for n in servers if live[n]["health"] == "disabled"]}
     if not todo:
         return result
-    result["diff"] = {
-        "before": {n: live[n]["health"] for n in servers},
-        "after": {n: ("disabled" if n in todo and hold else "enabled" if n in todo else live[n]["health"])
-                  for n in servers},
-        "before_header": f"{p['backend']} health checks",
-        "after_header": f"{p['backend']} health checks ({p['state']})",
-    }
+    result["diff"] = {"before": before, "after": planned, "before_header": f"{p['backend']} servers",
+                      "after_header": f"{p['backend']} servers ({p['state']})"}
+    if hold and park and any(planned[n]["address"] != before[n]["address"] for n in todo):
+        _refused(*split_address(park, "option park:"), min(p["timeout"], 5.0))
     if module.check_mode:
-        result["held"] = [n for n, h in result["diff"]["after"].items() if h == "disabled"]
+        result["held"] = [n for n in servers if planned[n]["health"] == "disabled"]
         return result
-    api.set_health(p["backend"], [(n, not hold) for n in todo])
+    health = [(n, not hold) for n in todo if planned[n]["health"] != before[n]["health"]]
+    moves = [(n, *split_address(planned[n]["address"], "address")) for n in todo
+             if planned[n]["address"] != before[n]["address"]]
+    # Held: checks off before the move (a parked server must not be marked DOWN). Released: back home first, then
+    # the checks, so that no check ever runs against the park address.
+    if hold:
+        if health:
+            api.set_health(p["backend"], health)
+        if moves:
+            api.set_addresses(p["backend"], moves)
+    else:
+        if moves:
+            api.set_addresses(p["backend"], moves)
+        if health:
+            api.set_health(p["backend"], health)
     after = api.servers(p["backend"])
-    wrong = [n for n in todo if after[n]["health"] != result["diff"]["after"][n]]
+    wrong = [n for n in todo if {"health": after[n]["health"], "address": after[n]["address"]} != planned[n]]
     if wrong:
-        raise HaproxyError(f"HAProxy did not take the health check change for {', '.join(wrong)}: "
+        raise HaproxyError(f"HAProxy did not take the change for {', '.join(wrong)}: "
                            f"{ {n: after[n] for n in wrong} }")
     result["servers"] = after
     result["held"] = [n for n in servers if after[n]["health"] == "disabled"]
@@ -157,6 +243,8 @@ def main() -> None:
             "runtime_api": {"type": "str", "required": True},
             "backend": {"type": "str", "required": True},
             "servers": {"type": "list", "elements": "str", "default": ["compose1"]},
+            "park": {"type": "str"},
+            "addresses": {"type": "dict"},
             "state": {"type": "str", "choices": ["held", "released"], "default": "held"},
             "timeout": {"type": "float", "default": 5},
         },

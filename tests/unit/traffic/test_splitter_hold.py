@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import RuntimeApi
 from ansible_collections.sophia.migrate.plugins.modules import splitter_hold
 from support.modules import run_module
+from support.servers import free_port
 
 HEADER = (
     "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight"
@@ -25,10 +26,10 @@ HEADER = (
 
 
 class FakeHaproxy:
-    """Servers of backend route_x: name -> [op_state, admin_state, weight, check_state]."""
+    """Servers of backend route_x: name -> [op_state, admin_state, weight, check_state, address, port]."""
 
     def __init__(self, path: str):
-        self.servers = {"compose1": [2, 0, 100, 6], "k3s1": [2, 5, 0, 14]}
+        self.servers = {"compose1": [2, 0, 100, 6, "127.0.0.1", 8081], "k3s1": [2, 5, 0, 14, "127.0.0.1", 8082]}
         self.seen: list[str] = []
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.bind(path)
@@ -36,8 +37,8 @@ class FakeHaproxy:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _state(self) -> str:
-        rows = [f"3 route_x {i} {name} 127.0.0.1 {op} {admin} {w} {w} 5 15 3 4 {chk} 0 0 0 - {8080 + i} - 0 0 - - 0"
-                for i, (name, (op, admin, w, chk)) in enumerate(self.servers.items(), 1)]
+        rows = [f"3 route_x {i} {name} {ip} {op} {admin} {w} {w} 5 15 3 4 {chk} 0 0 0 - {port} - 0 0 - - 0"
+                for i, (name, (op, admin, w, chk, ip, port)) in enumerate(self.servers.items(), 1)]
         return "1\n" + HEADER + "\n" + "\n".join(rows) + "\n\n"
 
     def _one(self, cmd: str) -> str:
@@ -45,6 +46,15 @@ class FakeHaproxy:
             return self._state()
         if cmd.startswith("show servers state "):
             return "Can't find backend.\n"
+        if cmd.startswith("set server "):  # set server <b>/<s> addr <ip> port <port>
+            _set, _server, target, _addr, ip, _port, port = cmd.split(" ")
+            backend, _slash, server = target.partition("/")
+            if backend != "route_x" or server not in self.servers:
+                return "No such server.\n"
+            old = self.servers[server]
+            answer = f"IP changed from '{old[4]}' to '{ip}', port changed from '{old[5]}' to '{port}' by 'cli'\n"
+            old[4], old[5] = ip, int(port)
+            return answer
         verb, _health, target = cmd.split(" ", 2)
         backend, _slash, server = target.partition("/")
         if backend != "route_x":
@@ -83,7 +93,8 @@ def test_hold_stops_the_health_check_then_release_resumes_it_each_change_once(ha
     assert held["changed"] and held["held"] == ["compose1"], held
     assert held["servers"]["compose1"]["health"] == "disabled" and fake.servers["compose1"][3] == 2
     assert "disable health route_x/compose1" in fake.seen
-    assert held["diff"]["before"] == {"compose1": "enabled"} and held["diff"]["after"] == {"compose1": "disabled"}
+    assert held["diff"]["before"] == {"compose1": {"health": "enabled", "address": "127.0.0.1:8081"}}
+    assert held["diff"]["after"] == {"compose1": {"health": "disabled", "address": "127.0.0.1:8081"}}
     again = run_module(splitter_hold, _args(path, state="held"), capsys)
     assert not again["changed"] and again["held"] == ["compose1"] and "diff" not in again
     released = run_module(splitter_hold, _args(path, state="released"), capsys)
@@ -126,14 +137,14 @@ def test_injected_names_are_refused_before_anything_is_sent(haproxy, capsys, che
 
 def test_a_route_with_traffic_on_the_other_side_is_not_held(haproxy, capsys):
     fake, path = haproxy
-    fake.servers["k3s1"] = [2, 0, 25, 6]  # K3s at weight 25, ready: a retried request could be redispatched there
+    fake.servers["k3s1"] = [2, 0, 25, 6, "127.0.0.1", 8082]  # K3s at 25, ready: a retry could go there
     result = run_module(splitter_hold, _args(path, state="held"), capsys)
     assert result["failed"] and "k3s1 (weight 25, ready) also take(s) the route's traffic" in result["msg"]
     assert fake.servers["compose1"][3] == 6
-    fake.servers["k3s1"] = [2, 1, 25, 6]  # the same weight in maintenance takes nothing: held
+    fake.servers["k3s1"] = [2, 1, 25, 6, "127.0.0.1", 8082]  # the same weight in maintenance takes nothing: held
     assert run_module(splitter_hold, _args(path, state="held"), capsys)["held"] == ["compose1"]
     # releasing never refuses: a failed run must be able to resume the checks whatever the weights
-    fake.servers["k3s1"] = [2, 0, 25, 6]
+    fake.servers["k3s1"] = [2, 0, 25, 6, "127.0.0.1", 8082]
     released = run_module(splitter_hold, _args(path, state="released"), capsys)
     assert released["changed"] and fake.servers["compose1"][3] == 6
 
@@ -144,3 +155,48 @@ def test_a_held_server_that_is_down_is_held_with_a_warning(haproxy, capsys):
     result = run_module(splitter_hold, _args(path, state="held"), capsys)
     warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
     assert result["changed"] and any("compose1 of route_x is not UP" in w for w in warnings), result
+
+
+def test_park_moves_the_held_server_where_connections_are_refused_and_release_brings_it_back(haproxy, capsys):
+    fake, path = haproxy
+    park = f"127.0.0.1:{free_port()}"
+    held = run_module(splitter_hold, _args(path, park=park), capsys)
+    assert held["changed"] and held["servers"]["compose1"]["address"] == park
+    assert fake.seen[-3:-1] == ["disable health route_x/compose1",  # checks off first: not marked DOWN when parked
+                                f"set server route_x/compose1 addr 127.0.0.1 port {park.rsplit(':', 1)[1]}"]
+    assert not run_module(splitter_hold, _args(path, park=park), capsys)["changed"]
+    home = {"compose1": "127.0.0.1:8081"}
+    check = run_module(splitter_hold, _args(path, state="released", addresses=home), capsys, check_mode=True)
+    assert check["changed"]
+    assert check["diff"]["after"] == {"compose1": {"health": "enabled", "address": "127.0.0.1:8081"}}
+    assert fake.servers["compose1"][4:] == ["127.0.0.1", int(park.rsplit(":", 1)[1])]  # check mode sent nothing
+    released = run_module(splitter_hold, _args(path, state="released", addresses=home), capsys)
+    assert released["changed"] and fake.servers["compose1"][3:] == [6, "127.0.0.1", 8081]
+    assert fake.seen[-3:-1] == ["set server route_x/compose1 addr 127.0.0.1 port 8081",  # home first, then checks
+                                "enable health route_x/compose1"]
+    assert not run_module(splitter_hold, _args(path, state="released", addresses=home), capsys)["changed"]
+
+
+def test_a_park_address_that_accepts_connections_is_refused(haproxy, capsys):
+    fake, path = haproxy
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        park = f"127.0.0.1:{listener.getsockname()[1]}"
+        result = run_module(splitter_hold, _args(path, park=park), capsys, check_mode=True)
+    assert result["failed"] and f"option park: something listens on {park}" in result["msg"]
+    assert fake.servers["compose1"][3:] == [6, "127.0.0.1", 8081]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"park": "localhost:1"}, "option park: 'localhost:1' is not IPV4:PORT"),
+    ({"park": "127.0.0.1:0"}, "option park: '127.0.0.1:0' is not IPV4:PORT"),
+    ({"park": "127.0.0.1:1; disable frontend www"}, "is not IPV4:PORT"),
+    ({"state": "released", "addresses": {"compose1": "x"}}, "option addresses.compose1: 'x' is not IPV4:PORT"),
+    ({"state": "released", "addresses": {"k3s1": "127.0.0.1:1"}}, "option addresses: 'k3s1' is not one of the servers"),
+])
+def test_bad_addresses_fail_cleanly_before_anything_is_sent(haproxy, capsys, args, message):
+    fake, path = haproxy
+    result = run_module(splitter_hold, _args(path, **args), capsys)
+    assert result["failed"] and message in result["msg"], result
+    assert fake.seen == []
