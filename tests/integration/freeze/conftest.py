@@ -50,8 +50,8 @@ class Service:
         with open(os.path.join(self.state, "env.json"), "w") as handle:
             json.dump({"SERVICE": "mcp-context", "SIDE": side, "PORT": str(port), "SHUTDOWN_TIMEOUT": "25"}, handle)
 
-    def command(self, verb: str) -> list[str]:
-        return [sys.executable, SVCCTL, verb, self.state]
+    def command(self, verb: str, *args: str) -> list[str]:
+        return [sys.executable, SVCCTL, verb, self.state, *args]
 
     def start(self) -> Service:
         subprocess.run(self.command("start"), check=True)

@@ -22,9 +22,11 @@ def test_production_s_hold_names_backends_servers_and_ready_urls():
     assert out["problems"] == []
     assert out["routes"] == [
         {"name": "www-api-context", "backend": "route_www_api_context", "servers": ["compose1"],
-         "ready_url": "http://172.17.0.1:9103/api/context/health", "host": "www.sophia-intel.ai"},
+         "ready_urls": ["http://172.17.0.1:9103/api/context/health"], "host": "www.sophia-intel.ai",
+         "park": None, "addresses": {}},
         {"name": "www-api-research", "backend": "route_www_api_research", "servers": ["compose1"],
-         "ready_url": "http://172.17.0.1:9102/api/research/health", "host": "www.sophia-intel.ai"},
+         "ready_urls": ["http://172.17.0.1:9102/api/research/health"], "host": "www.sophia-intel.ai",
+         "park": None, "addresses": {}},
     ]
 
 
@@ -34,10 +36,10 @@ def test_defaults_every_compose_server_wildcard_bind_and_explicit_routes():
                       SHIFT, "0.0.0.0")
     assert out["problems"] == []
     two, other = out["routes"]
-    assert two["servers"] == ["compose1", "compose2"] and two["ready_url"] == "http://127.0.0.1:9200/health"
+    assert two["servers"] == ["compose1", "compose2"] and two["ready_urls"] == ["http://127.0.0.1:9200/health"]
     assert two["host"] is None
     assert other == {"name": "elsewhere", "backend": "route_elsewhere", "servers": ["compose1"],
-                     "ready_url": "http://10.0.0.9:9300/health", "host": None}
+                     "ready_urls": ["http://10.0.0.9:9300/health"], "host": None, "park": None, "addresses": {}}
 
 
 @pytest.mark.parametrize(("hold", "message"), [
@@ -55,6 +57,10 @@ def test_defaults_every_compose_server_wildcard_bind_and_explicit_routes():
     ({"runtime_api": SOCK, "routes": ["www-api-context"], "ready_timeout": "soon"}, "ready_timeout must be"),
     ({"runtime_api": SOCK, "routes": ["www-api-context"], "host": ""}, "hold.host must be"),
     ({"runtime_api": SOCK, "routes": ["www-api-context"], "sockets": 1}, "hold.sockets is not a known key"),
+    ({"runtime_api": SOCK, "routes": ["www-api-context"], "park": "localhost:1"}, "hold.park must be IPV4:PORT"),
+    ({"runtime_api": SOCK, "routes": ["two-sides"], "park": "127.0.0.1:1"}, "two-sides cannot be parked"),
+    ({"runtime_api": SOCK, "routes": [{"name": "n", "ready_url": "http://x/"}], "park": "127.0.0.1:1"},
+     "n cannot be parked"),
 ])
 def test_problems_name_the_key_and_no_route_is_held(hold, message):
     out = freeze_hold(hold, SHIFT)
@@ -66,3 +72,11 @@ def test_a_route_unknown_on_this_host_says_which_are_known():
     out = freeze_hold({"runtime_api": SOCK, "routes": ["www-api-context"]}, [])
     assert out["problems"] == ["data_migration_write_freeze.hold.routes[0]: www-api-context is not one of "
                                "traffic_shift_routes on this host (known: none); give its ready_url"]
+
+
+def test_parked_routes_go_back_to_their_upstreams_and_are_checked_there():
+    out = freeze_hold({"runtime_api": SOCK, "routes": ["www-api-context"], "park": "127.0.0.1:1"}, SHIFT, "172.17.0.1")
+    assert out["problems"] == []
+    assert out["routes"] == [{"name": "www-api-context", "backend": "route_www_api_context", "servers": ["compose1"],
+                              "ready_urls": ["http://127.0.0.1:8002/api/context/health"], "host": "www.sophia-intel.ai",
+                              "park": "127.0.0.1:1", "addresses": {"compose1": "127.0.0.1:8002"}}]
