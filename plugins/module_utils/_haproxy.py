@@ -8,6 +8,9 @@ connections under the clients' feet.
 - ``RuntimeApi.command`` sends one command over a UNIX socket (or ``ipv4@host:port``) and returns
   the answer; an answer that HAProxy marks as an error raises ``HaproxyError``.
 - ``RuntimeApi.servers(backend)`` parses ``show servers state <backend>`` into a dict per server.
+- ``RuntimeApi.set_health`` stops or resumes servers' health checks (``disable health`` / ``enable health``) and
+  ``RuntimeApi.set_addresses`` moves servers (``set server ... addr``): the splitter_hold module keeps a server that
+  is restarting UP, parked on an address that refuses, so that its requests wait instead of failing.
 - ``plan_weights`` turns a route's share for the new side into integer weights for every server.
 """
 
@@ -27,6 +30,10 @@ ADMIN_MAINT = 0x23
 ADMIN_DRAIN = 0x18
 # srv_op_state values.
 OP_STATES = {0: "STOPPED", 1: "STARTING", 2: "RUNNING", 3: "STOPPING"}
+# srv_check_state bits (include/haproxy/check-t.h): a health check is configured, and administratively enabled
+# ("disable health" clears ENABLED; the server is then unchecked and its last state kept).
+CHECK_CONFIGURED = 0x02
+CHECK_ENABLED = 0x04
 MAX_WEIGHT = 256
 ERROR_MARKERS = ("Unknown command", "No such", "Require ", "Invalid", "cannot", "permission denied",
                  "not found", "expects", "Missing")
@@ -36,6 +43,16 @@ ERROR_MARKERS = ("Unknown command", "No such", "Require ", "Invalid", "cannot", 
 # A name is put into a Runtime API command line; anything else (";", spaces, newlines) would be another command.
 NAME_MAX = 64
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9_.:-]{{1,{NAME_MAX}}}")
+IPV4 = re.compile(r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}")
+
+
+def split_address(value: t.Any, what: str) -> tuple[str, int]:
+    """``IPv4:port`` as (ip, port), else HaproxyError naming ``what``."""
+    ip, _sep, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not IPV4.fullmatch(ip) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise HaproxyError(f"{what} {shown} is not IPV4:PORT (a port from 1 to 65535)")
+    return ip, int(port)
 
 
 class HaproxyError(Exception):
@@ -115,12 +132,17 @@ class RuntimeApi:
                 admin_name = "drain"
             if admin & ADMIN_MAINT:
                 admin_name = "maint"
+            check = int(row.get("srv_check_state", 0))
+            health = "none"
+            if check & CHECK_CONFIGURED:
+                health = "enabled" if check & CHECK_ENABLED else "disabled"
             out[row["srv_name"]] = {
                 "weight": int(row.get("srv_uweight", 0)),
                 "initial_weight": int(row.get("srv_iweight", 0)),
                 "address": f"{row.get('srv_addr')}:{row.get('srv_port', '')}".rstrip(":"),
                 "admin": admin_name,
                 "operational": OP_STATES.get(int(row.get("srv_op_state", 0)), row.get("srv_op_state")),
+                "health": health,
             }
         if not out:
             raise HaproxyError(f"HAProxy has no backend named '{backend}' (or it has no servers)")
@@ -143,6 +165,33 @@ class RuntimeApi:
         for line in answer.splitlines():
             if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
                 raise HaproxyError(f"HAProxy refused a change on backend {backend}: {line.strip()[:300]}")
+
+    def set_health(self, backend: str, changes: list[tuple[str, bool]]) -> None:
+        """Health checks of several servers stopped (False) or resumed (True), in one Runtime API line."""
+        check_name(backend, "backend")
+        cmds = []
+        for server, enabled in changes:
+            check_name(server, "server")
+            cmds.append(f"{'enable' if enabled else 'disable'} health {backend}/{server}")
+        answer = self.command("; ".join(cmds))
+        for line in answer.splitlines():
+            if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
+                raise HaproxyError(f"HAProxy refused a health check change on backend {backend}: {line.strip()[:300]}")
+
+    def set_addresses(self, backend: str, changes: list[tuple[str, str, int]]) -> None:
+        """Servers moved to another address (``set server <b>/<s> addr <ip> port <port>``), in one Runtime API line."""
+        check_name(backend, "backend")
+        cmds = []
+        for server, ip, port in changes:
+            check_name(server, "server")
+            if not IPV4.fullmatch(ip) or isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise HaproxyError(f"server {server}: address {ip!r} port {port!r} cannot be sent (an IPv4 address "
+                                   "and a port from 1 to 65535)")
+            cmds.append(f"set server {backend}/{server} addr {ip} port {port}")
+        answer = self.command("; ".join(cmds))
+        for line in answer.splitlines():
+            if line.strip() and any(marker.lower() in line.lower() for marker in ERROR_MARKERS):
+                raise HaproxyError(f"HAProxy refused an address change on backend {backend}: {line.strip()[:300]}")
 
     def save_state(self, path: str) -> None:
         """Write ``show servers state`` to HAProxy's ``server-state-file`` (atomically), so that a

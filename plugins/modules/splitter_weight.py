@@ -103,10 +103,12 @@ previous_share:
   sample: 5
 servers:
   description:
-    - Live state per server after the module ran (weight, admin V(ready)/V(drain)/V(maint), operational state, address).
+    - Live state per server after the module ran (weight, admin V(ready)/V(drain)/V(maint), operational state, address,
+      health check V(enabled)/V(disabled)/V(none); M(sophia.migrate.splitter_hold) disables it during a hold).
   returned: always
   type: dict
-  sample: {"compose1": {"weight": 75, "admin": "ready", "operational": "RUNNING", "address": "10.0.0.5:8080"}}
+  sample: {"compose1": {"weight": 75, "admin": "ready", "operational": "RUNNING", "address": "10.0.0.5:8080",
+           "health": "enabled"}}
 planned:
   description: Weight and admin state planned per server (equal to the live state unless in check mode).
   returned: when O(share) is given

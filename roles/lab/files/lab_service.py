@@ -21,18 +21,26 @@ cutover moves from the Compose store to the K3s store). Every operation opens a 
 resolves the name again, and retries for WRITE_RETRY_SECONDS on the answers a cutover produces (READONLY
 from a demoted Redis, connection errors, Qdrant 5xx): a write is acknowledged only once the store has it.
 
+On SIGTERM (docker stop) it shuts down as a production ASGI server (uvicorn) does: it stops accepting at once (a
+new connection is refused), closes its idle keep-alive connections, lets the requests in flight finish (their
+answers say "Connection: close") and exits 0 once none is left (SHUTDOWN_TIMEOUT seconds at most, default 60).
+
 Role "worker" (sophia-jobs): pops jobs from the Redis list ``sophia:jobs`` and writes
 ``sophia:job:<id>:result``.
 
-Configuration by environment: SERVICE, SIDE (compose|k3s), PORT, REDIS_URL, QDRANT_URL, ROLE, and the stores'
-credentials where they need one (the staging lab, as production): REDIS_PASSWORD, QDRANT_API_KEY.
+Configuration by environment: SERVICE, SIDE (compose|k3s), PORT, REDIS_URL, QDRANT_URL, ROLE, SHUTDOWN_TIMEOUT,
+and the stores' credentials where they need one (the staging lab, as production): REDIS_PASSWORD, QDRANT_API_KEY.
 Only the Python standard library and redis-py / requests (Debian packages) are needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
+import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +58,7 @@ REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD") or None
 QDRANT_HEADERS = {"api-key": os.environ["QDRANT_API_KEY"]} if os.environ.get("QDRANT_API_KEY") else {}
 ROLE = os.environ.get("ROLE", "web")
 WRITE_RETRY_SECONDS = float(os.environ.get("WRITE_RETRY_SECONDS", "45"))
+SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "60"))
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 _state = {"healthy": True}
@@ -196,6 +205,56 @@ def _metrics_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+class Connections:
+    """The open connections and whether each is inside a request, for the graceful shutdown."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._open: dict[BaseHTTPRequestHandler, bool] = {}  # handler -> busy (a request line was read)
+        self.stopping = False
+
+    def opened(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._cond:
+            self._open[handler] = False
+
+    def busy(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._cond:
+            self._open[handler] = True
+
+    def idle(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Between two requests of a keep-alive connection; False once it must close instead."""
+        with self._cond:
+            self._open[handler] = False
+            return not self.stopping
+
+    def closed(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._cond:
+            self._open.pop(handler, None)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        """Idle keep-alive connections are closed now (their handler reads EOF); a request in flight is
+        answered with "Connection: close" and its connection closed after the answer."""
+        with self._cond:
+            self.stopping = True
+            for handler, busy in self._open.items():
+                handler.close_connection = True
+                if not busy:
+                    with contextlib.suppress(OSError):  # the client closed it already
+                        handler.connection.shutdown(socket.SHUT_RD)
+
+    def wait(self, timeout: float) -> int:
+        """Waits until every connection is closed (at most ``timeout`` s); returns how many are left."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._open and time.monotonic() < deadline:
+                self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            return len(self._open)
+
+
+_connections = Connections()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sophia-lab"
@@ -204,6 +263,30 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: object) -> None:  # quiet; metrics count instead
         return
+
+    # The graceful shutdown's view of the connection: opened, busy from the request line on, idle between requests.
+    def setup(self) -> None:
+        super().setup()
+        _connections.opened(self)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            _connections.closed(self)
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and _connections.idle(self):
+            self.handle_one_request()
+
+    def parse_request(self) -> bool:
+        _connections.busy(self)
+        ok = super().parse_request()  # sets close_connection from the request's headers
+        if _connections.stopping:
+            self.close_connection = True
+        return ok
 
     def _send(self, status: int, body: object, ctype: str = "application/json") -> None:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -297,9 +380,49 @@ def worker() -> None:
             time.sleep(0.2)
 
 
+def serve(server: ThreadingHTTPServer) -> int:
+    """Serves until SIGTERM or SIGINT, then shuts down as uvicorn does: no new connection is accepted, idle
+    keep-alive connections are closed, requests in flight finish. Returns the exit status (0: none was cut)."""
+    stop = threading.Event()
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_args: stop.set())
+    with selectors.DefaultSelector() as selector:
+        selector.register(server.socket, selectors.EVENT_READ)
+        selector.register(wake_r, selectors.EVENT_READ)
+        while not stop.is_set():
+            for key, _events in selector.select(timeout=1.0):
+                if key.fileobj is wake_r:
+                    wake_r.recv(64)
+                    continue
+                try:
+                    request, address = server.get_request()
+                except OSError:
+                    continue
+                server.process_request(request, address)
+    # Stop accepting: the connections the kernel already accepted are served (their clients may have sent a
+    # request), then the listening socket closes and a new connection is refused.
+    server.socket.setblocking(False)
+    while True:
+        try:
+            request, address = server.get_request()
+        except OSError:
+            break
+        server.process_request(request, address)
+    server.socket.close()
+    _connections.stop()
+    left = _connections.wait(SHUTDOWN_TIMEOUT)
+    if left:
+        print(f"{SERVICE}: {left} connection(s) still busy after {SHUTDOWN_TIMEOUT:g}s, exiting", flush=True)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
     if ROLE == "worker":
         threading.Thread(target=worker, daemon=True).start()
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128  # listen backlog: bursts of new connections are queued, not dropped
-    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()  # noqa: S104 - inside a container
+    raise SystemExit(serve(ThreadingHTTPServer(("0.0.0.0", PORT), Handler)))  # noqa: S104 - inside a container

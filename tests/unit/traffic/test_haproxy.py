@@ -91,7 +91,8 @@ def test_parse_recorded_state(fake_api):
     path, seen = fake_api
     servers = RuntimeApi(path, 2).servers("route_x")
     assert servers["compose1"] == {"weight": 75, "initial_weight": 100, "address": "127.0.0.1:8081",
-                                   "admin": "ready", "operational": "RUNNING"}
+                                   "admin": "ready", "operational": "RUNNING", "health": "enabled"}
+    assert servers["k3s2"]["health"] == "enabled"  # check state 6: configured and enabled (paused bit aside)
     assert servers["k3s1"]["admin"] == "ready"  # CMAINT alone is no maintenance
     assert servers["k3s2"]["admin"] == "maint" and servers["k3s2"]["operational"] == "STOPPED"
     assert servers["k3s3"]["admin"] == "drain"
