@@ -7,8 +7,10 @@ with the staging token. Every run: no "Module failed", no generated secret in th
 Real: the node's Docker engine, Compose project (Redis with its password, nginx-proxy with TLS, Prometheus and node
 exporter from Debian), dnsmasq answering the domain on the node's private address, systemd, sudo for user ubuntu,
 the roles' Python modules on the node (host_python). Stand-ins: Qdrant (tests/standins/qdrant_server.py), the
-services (roles/lab/files/lab_service.py), the Fly.io Machines API, the NVIDIA hook (no GPU); absent: a K3s binary
-(K3s is staged, not started), Grafana, Loki, cAdvisor (declared, no image here).
+services (roles/lab/files/lab_service.py), the Fly.io Machines API, the NVIDIA hook (no GPU), the K3s side on
+production's NodePorts (roles/lab_staging/tasks/k3s_side.yml: ingress, Redis, Qdrant, the services' pods, a K3s
+Prometheus scraping a stand-in of the ingress controller's metrics); absent: a K3s binary (K3s is staged, not
+started), Grafana, Loki, cAdvisor (declared, no image here).
 
 Names and ports differ from the lab's (sophia-staging-*, no port published on the controller but the Fly stand-in's),
 so this module runs beside the lab in the same pytest session.
@@ -20,20 +22,12 @@ import json
 import os
 import re
 import secrets
-import ssl
 import subprocess
-import sys
-import textwrap
-import time
-import urllib.request
 
 import pytest
 import yaml
-from conftest import ROOT, Stores, Writer, explain, playbook_env, recap_changed
+from conftest import ROOT, explain, playbook_env, recap_changed
 from standins.fly_machines_standin import FlyMachinesStandin, seed_legacy
-
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "traffic"))
-from traffic_support import Load, summary
 
 NODE = "sophia-staging-node"
 STATE = os.path.join(os.path.expanduser("~"), ".sophia-migrate", "staging")
@@ -120,6 +114,18 @@ def test_the_node_runs_production_compose_project(stage):
     assert not [v for v in secret_values() if v in node("cat", "/opt/sophia/docker-compose.yml")]
     # production's edge validation command works as it is
     node("docker", "exec", "sophia-nginx-proxy-1", "nginx", "-t", "-q")
+    # the K3s side on production's NodePorts (no K3s binary here: roles/lab_staging/tasks/k3s_side.yml): the ingress
+    # routes each path to its own service there, the stores ask for production's secrets, the K3s Prometheus scrapes
+    # the ingress controller's metrics
+    for path, service in (("/api/context/health", "mcp-context"), ("/api/research/health", "mcp-research"),
+                          ("/", "sophia-dashboard")):
+        answer = json.loads(node("curl", "-fsS", "-H", "Host: www.sophia-intel.ai", f"http://127.0.0.1:30080{path}"))
+        assert (answer["service"], answer["side"]) == (service, "k3s"), answer
+    ping = ("import socket; s = socket.create_connection(('10.213.255.20', 30379), 3); s.sendall(b'PING\\r\\n');"
+            " print(s.recv(100).decode())")
+    assert "NOAUTH" in node("python3", "-c", ping)
+    targets = json.loads(node("curl", "-fsS", "http://10.213.255.20:30090/api/v1/targets"))["data"]["activeTargets"]
+    assert [t["labels"]["job"] for t in targets] == ["nginx-ingress"], targets
 
 
 def test_phase2a_check_then_real_then_nothing_changes(stage):
@@ -168,96 +174,3 @@ def test_phase1_with_the_staging_token(stage, fly_token):
         clean(again)
         assert recap_changed(again.stdout) == 0, explain(again.stdout)
         assert api.violations == [], api.violations
-
-
-# --- Phase 2B under load, on production's settings ------------------------------------------------------------------
-# The clients stand for the internet: they reach the node's public address (as users reach the Lambda host's) through
-# a route on the controller to the node's container address; the data checks reach the private address likewise.
-PUBLIC, PRIVATE = "10.213.255.10", "10.213.255.20"
-STAGING_EDGE = f"https://{PUBLIC}"
-ROUTES = ["/api/context/x", "/api/research/y", "/", "/api/agents/z"]
-
-
-def secret(name: str) -> str:
-    with open(os.path.join(SECRETS, name)) as handle:
-        return handle.read().split()[0]
-
-
-@pytest.fixture(scope="module")
-def routed(stage):
-    """The controller routes the node's public and private addresses to the node (removed at the end)."""
-    address = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                              NODE], capture_output=True, text=True, check=True).stdout.strip()
-    net = "10.213.255.0/24"
-    subprocess.run(["ip", "route", "replace", net, "via", address], check=True)
-    try:
-        yield Stores(redis_at={"compose": (PRIVATE, 6379), "k3s": (PRIVATE, 30379)},
-                     qdrant_at={"compose": f"http://{PRIVATE}:6333", "k3s": f"http://{PRIVATE}:30333"},
-                     password=secret("redis-password"), api_key=secret("qdrant-api-key"))
-    finally:
-        subprocess.run(["ip", "route", "del", net], check=False)
-
-
-def staging_load(work: str) -> Load:
-    """wrk through the public 443, Host www.sophia-intel.ai, GETs over four routes and POSTs to the two stateful APIs.
-    A request held by the write freeze is answered late, not failed: the timeout is a client's (60 s), not wrk's 5 s."""
-    load = Load(work, STAGING_EDGE + ROUTES[0])
-    load.argv[load.argv.index("--timeout") + 1] = "60"
-    with open(load.script, "w") as handle:
-        handle.write(textwrap.dedent("""\
-            local paths = {%s}
-            local posts = {"/api/context/x", "/api/research/y"}
-            local host = {["Host"] = "www.sophia-intel.ai"}
-            local post = {["Host"] = "www.sophia-intel.ai", ["Content-Type"] = "application/json"}
-            local n = 0
-            request = function()
-              n = n + 1
-              if n %% 2 == 0 then
-                local path = posts[((n / 2) %% #posts) + 1]
-                return wrk.format("POST", path, post, '{"n": ' .. n .. '}')
-              end
-              return wrk.format("GET", paths[(((n - 1) / 2) %% #paths) + 1], host)
-            end
-            delay = function() return 40 end
-            done = function(summary, latency, requests)
-              io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests,
-                summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
-                summary.errors.timeout, latency:percentile(99), latency:percentile(50)))
-            end
-            """) % ", ".join(f'"{p}"' for p in ROUTES))
-    return load.start()
-
-
-def side_of(path: str) -> tuple[str, str]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    req = urllib.request.Request(STAGING_EDGE + path, headers={"Host": "www.sophia-intel.ai"})
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-        body = json.loads(resp.read())
-        return body["service"], body["side"]
-
-
-def under_load(tmp_path, stores: Stores, label: str, *args: str) -> tuple:
-    load, writer = staging_load(str(tmp_path)), Writer(edge=STAGING_EDGE, stores=stores)
-    writer.start()
-    try:
-        res = staging(*args, timeout=1800)
-        time.sleep(2)
-    finally:
-        writer.stop()
-        result = load.stop()
-    lost = writer.lost()
-    print(f"\nstaging {label}: {summary(result)}; " + writer.report("", lost).lstrip(": "))
-    return res, result, writer, lost
-
-
-def test_phase2b_under_load_on_production_settings(routed, tmp_path):
-    assert routed.primary() == "compose"
-    res, result, writer, lost = under_load(tmp_path, routed, "phase2b (data cutover, then every route 0->100)",
-                                           "playbooks/phase2b.yml")
-    clean(res)
-    assert result["failed"] == 0, result["raw"]
-    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, writer.why
-    assert routed.primary() == "k3s"
-    for name in ("research", "context", "github", "business", "lambda", "hubspot", "agents"):
-        assert side_of(f"/api/{name}/x") == (f"mcp-{name}", "k3s")

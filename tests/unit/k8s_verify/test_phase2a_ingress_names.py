@@ -59,7 +59,10 @@ def verify_task_vars() -> dict:
 
 
 def render(controller: str, namespace: str) -> tuple[list[dict], dict]:
-    variables = {"ansible_managed": "test", "ingress_certs_controller": controller,
+    with open(TEMPLATES.parent / "defaults" / "main.yml") as handle:
+        defaults = yaml.safe_load(handle)  # the metrics switches the controller template reads, as the role has them
+    metrics = {k: v for k, v in defaults.items() if k.startswith("ingress_certs_metrics")}
+    variables = {**metrics, "ansible_managed": "test", "ingress_certs_controller": controller,
                  "ingress_certs_controller_namespace": namespace, "ingress_certs_http_port": 8080,
                  "ingress_certs_https_port": 8443, "ingress_certs_nginx_inc_chart_version": "2.7.0",
                  "ingress_certs_ingress_nginx_chart_version": "4.15.1",
