@@ -143,4 +143,3 @@ def test_a_failed_freeze_ends_the_hold(splitter, tmp_path):
     while splitter["api"].servers(BACKEND)["compose1"]["operational"] == "RUNNING":
         assert time.monotonic() < deadline, "the stopped server is never marked DOWN: its checks are not running"
         time.sleep(0.2)
-

@@ -31,9 +31,8 @@ def test_production_s_hold_names_backends_servers_and_ready_urls():
 
 
 def test_defaults_every_compose_server_wildcard_bind_and_explicit_routes():
-    out = freeze_hold({"runtime_api": SOCK, "routes": ["two-sides", {"name": "elsewhere",
-                                                                      "ready_url": "http://10.0.0.9:9300/health"}]},
-                      SHIFT, "0.0.0.0")
+    routes = ["two-sides", {"name": "elsewhere", "ready_url": "http://10.0.0.9:9300/health"}]
+    out = freeze_hold({"runtime_api": SOCK, "routes": routes}, SHIFT, "0.0.0.0")
     assert out["problems"] == []
     two, other = out["routes"]
     assert two["servers"] == ["compose1", "compose2"] and two["ready_urls"] == ["http://127.0.0.1:9200/health"]

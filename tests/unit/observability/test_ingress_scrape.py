@@ -37,7 +37,7 @@ def rendered(tmp_path_factory):
 
 
 def test_controller_scraped_by_its_metrics_port(rendered):
-    prometheus, _ = rendered
+    prometheus = rendered[0]
     jobs = {job["job_name"]: job for job in prometheus["prometheusSpec"]["additionalScrapeConfigs"]}
     job = jobs["ingress-controller"]
     assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["ingress-nginx"]}}]
