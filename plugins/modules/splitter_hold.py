@@ -31,16 +31,13 @@ author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:
   - sophia.migrate.attributes
+  - sophia.migrate.haproxy_runtime_api
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
 options:
-  runtime_api:
-    description: Path of HAProxy's admin stats socket, or C(ipv4@HOST:PORT) / C(HOST:PORT) for a TCP one.
-    type: str
-    required: true
   backend:
     description:
       - The route's backend (the role names it C(route_) and the route's name with C(-) turned into C(_)).
