@@ -78,15 +78,9 @@ stage yamllint yamllint -s .
 stage changelog antsibull-changelog lint
 stage collection-build ansible-galaxy collection build --force --output-path tests/output/build
 stage ansible-lint ansible-lint
-pytest_stage unit tests/unit -n 2
-bg_stage ansible-doc scripts/check-docs.sh
-bg_stage sanity scripts/sanity.sh
-run_bg
-# whole files per worker: a file's tests share their servers and containers (names are unique per file)
-pytest_stage integration tests/integration -n 2 --dist loadfile
-collect_stages
-# the end-to-end rehearsal on the lab (make rehearsal): counts printed in tests/output/rehearsal.log
-pytest_stage rehearsal tests/e2e -s
+# The Molecule scenarios run beside the unit tests, one after the other and at a lower CPU priority: a scenario
+# waits on its container most of the time, and the unit tests have no load test a busy CPU could fail. (Beside the
+# integration tests or the rehearsal, which measure failed requests under load, nothing heavy runs.)
 skipped=()
 for scenario in $(ls molecule); do
   [ -f "molecule/$scenario/molecule.yml" ] || continue
@@ -99,9 +93,19 @@ for scenario in $(ls molecule); do
       continue
     fi
   fi
-  stage "molecule-$scenario" molecule test -s "$scenario"
+  bg_stage "molecule-$scenario" "nice -n 10 molecule test -s $scenario"
 done
-
+run_bg
+pytest_stage unit tests/unit -n 2
+collect_stages
+bg_stage ansible-doc scripts/check-docs.sh
+bg_stage sanity scripts/sanity.sh
+run_bg
+# whole files per worker: a file's tests share their servers and containers (names are unique per file)
+pytest_stage integration tests/integration -n 2 --dist loadfile
+collect_stages
+# the end-to-end rehearsal on the lab (make rehearsal): counts printed in tests/output/rehearsal.log
+pytest_stage rehearsal tests/e2e -s
 echo
 if compgen -G "tests/output/figures/*.txt" >/dev/null; then
   echo "figures:"; sed 's/^/  /' tests/output/figures/*.txt

@@ -193,6 +193,49 @@ class Edit(t.NamedTuple):
     location: str
     before: str
     after: str
+    # the path the K3s side needs back (see k3s_path); None when the splitter's path is already the client's
+    k3s_rewrite: dict[str, str] | None
+    # why the client's path cannot be given back (a rewrite in the location); empty when it can
+    k3s_problem: str
+
+
+def location_path(location: str) -> str:
+    """The path a prefix or exact location serves as written (``/api/context/``, not the route's
+    ``/api/context``, which nginx would answer with a redirect); empty for a regex location."""
+    args = location.split()
+    if len(args) == 1 and not args[0].startswith(("~", "@")):
+        return args[0]
+    return args[1] if len(args) == 2 and args[0] in ("^~", "=") else ""
+
+
+_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9._~/%-]*$")
+
+
+def k3s_path(node: Node, uri: str) -> tuple[dict[str, str] | None, str]:
+    """How the splitter gives a route's K3s side the path the client sent.
+
+    The splitter receives what the Compose upstream received. A ``proxy_pass`` with a URI part replaces the matched
+    location prefix by that URI (``location /api/context/`` + ``http://up/``: ``/api/context/items`` arrives as
+    ``/items``), but the K3s ingress routes by the client's path (its Ingress rewrites the prefix itself), so the
+    splitter must put the prefix back for the K3s servers: ``{"from": "/", "to": "/api/context/"}`` (the client's path
+    is ``to`` + what follows ``from``). None when nothing was stripped. A ``rewrite`` in the location changes the
+    path in a way that cannot be undone in general: that is a problem, named, and the caller refuses the route.
+    """
+    rewrites = [d for d in node.block or [] if d.name == "rewrite"]
+    if rewrites:
+        first = rewrites[0]
+        return None, (f"{first.file}:{first.line}: the location rewrites the path ({' '.join(first.args)}), so the "
+                      "splitter cannot give the K3s ingress the path the client sent")
+    prefix = location_path(location_text(node))
+    if not uri or uri == prefix:
+        return None, ""
+    if not prefix:
+        return None, f"{node.file}:{node.line}: a regex location with a URI part in proxy_pass"
+    for value in (uri, prefix):
+        if not _PLAIN_PATH.match(value):
+            return None, (f"{node.file}:{node.line}: path {value!r} has characters the splitter's path rewrite does "
+                          "not take")
+    return {"from": uri, "to": prefix}, ""
 
 
 def plan(tree: Tree, routes: list[dict[str, t.Any]]) -> list[Edit]:
@@ -220,7 +263,9 @@ def plan(tree: Tree, routes: list[dict[str, t.Any]]) -> list[Edit]:
                             f"{len(passes)} proxy_pass directives; exactly one is needed")
         target = _target(node, passes[0], route["name"])
         after = f"http://{route['splitter']}{target['uri'] or ''}"
-        edits.append(Edit(route["name"], node.file, passes[0].line, location_text(node), passes[0].args[0], after))
+        rewrite, problem = k3s_path(node, target["uri"] or "")
+        edits.append(Edit(route["name"], node.file, passes[0].line, location_text(node), passes[0].args[0], after,
+                          rewrite, problem))
     return edits
 
 

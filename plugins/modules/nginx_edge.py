@@ -16,6 +16,10 @@ description:
     C(proxy_pass http://ctx_up/;) (which strips the location prefix) becomes C(proxy_pass http://SPLITTER/;) and the
     new target receives exactly the path the old one received. A location whose C(proxy_pass) holds a variable or a
     unix socket is refused.
+  - The K3s side needs the client's path, not the stripped one (its Ingress routes by the full path and rewrites
+    the prefix itself). Each route's result says how to give it back, RV(routes[].k3s_rewrite) (C(from) the URI
+    part, C(to) the location's path), which P(sophia.migrate.traffic_shift#role) applies to the route's K3s servers
+    only; or, when a C(rewrite) in the location makes that impossible, RV(routes[].k3s_problem).
   - The first edit of a location records its old target in a variable the location never uses
     (C(set $sophia_migrate_compose_upstream OLD;)), which M(sophia.migrate.nginx_routes) reads back.
   - Every route must be found exactly once, or nothing is written and the module fails naming the route, the places
@@ -172,6 +176,16 @@ routes:
     before: {description: The C(proxy_pass) target before., type: str}
     after: {description: "The target now (in check mode, the one it would be).", type: str}
     changed: {description: Whether this route's target changed., type: bool}
+    k3s_rewrite:
+      description:
+        - "How the K3s side gets the client's path back: a path the splitter receives starts with C(from); the
+          client sent C(to) followed by the rest. C(null) when the location strips nothing (no URI part, or the
+          same path)."
+        - "Example: C(location /api/context/ { proxy_pass http://ctx_up/; }) gives C({from: /, to: /api/context/})."
+      type: dict
+    k3s_problem:
+      description: Why the client's path cannot be given back (a C(rewrite) in the location); empty when it can.
+      type: str
 files:
   description: The files written (or that would be, in check mode).
   returned: always
@@ -209,6 +223,7 @@ from ansible_collections.sophia.migrate.plugins.module_utils._nginx_edge import 
     apply,
     check_base_url,
     check_splitter,
+    location_path,
     plan,
     through_edge,
 )
@@ -225,15 +240,6 @@ def _argv(value: object, option: str) -> list[str]:
 def _run(module: AnsibleModule, argv: list[str], what: str) -> tuple[int, str]:
     rc, out, err = module.run_command(argv)
     return rc, f"{what} ({' '.join(argv)}) exited {rc}: {(err or out).strip()[-2000:]}"
-
-
-def _location_path(location: str) -> str:
-    """The path a prefix or exact location serves as written (``/api/context/``, not the route's
-    ``/api/context``, which nginx would answer with a redirect); empty for a regex location."""
-    args = location.split()
-    if len(args) == 1 and not args[0].startswith(("~", "@")):
-        return args[0]
-    return args[1] if len(args) == 2 and args[0] in ("^~", "=") else ""
 
 
 def _commit(module: AnsibleModule, tree: Tree, texts: dict[str, str], result: dict, validate: list[str] | None,
@@ -320,7 +326,7 @@ def run(module: AnsibleModule) -> dict:
         result["verified"] = {}
         failures = []
         for route, edit in zip(p["routes"], edits, strict=True):
-            path = route.get("verify_path") or _location_path(edit.location)
+            path = route.get("verify_path") or location_path(edit.location)
             if not path:
                 raise EdgeError(f"route {route['name']}: location {edit.location} is a regex: give verify_path")
             # a reload replaces nginx's workers within moments: ask again until the deadline

@@ -8,10 +8,13 @@ Real: Docker engine, nginx-proxy with TLS, Redis, HAProxy on the lab node. Stand
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import ssl
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -27,6 +30,74 @@ EDGE = "https://127.0.0.1:18443"
 REDIS = {"compose": 16379, "k3s": 26379}
 QDRANT = {"compose": "http://127.0.0.1:16333", "k3s": "http://127.0.0.1:26333"}
 LEDGER = os.path.join(ROOT, "lab-state", "ledger.json")
+
+
+def _traffic():
+    """The traffic tests' helpers (tests/integration/traffic/traffic_support.py: wrk load, its summary)."""
+    folder = os.path.join(ROOT, "tests", "integration", "traffic")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("traffic_support")
+
+
+def mixed_load(work: str, edge: str, routes: list[str], host: str | None = None, client_timeout: int | None = None):
+    """wrk (20 keep-alive connections, paced) through ``edge``: GETs rotating over ``routes`` and, every other request,
+    a POST to one of the two stateful APIs (the static dashboard answers POST with 405). ``host``: the Host header
+    (staging reaches the node by address); ``client_timeout``: a client's patience instead of wrk's 5 s (a request
+    held by a write freeze is answered late, not failed)."""
+    load = _traffic().Load(work, edge + routes[0])
+    if client_timeout:
+        load.argv[load.argv.index("--timeout") + 1] = str(client_timeout)
+    host_field = f'["Host"] = "{host}", ' if host else ""
+    with open(load.script, "w") as handle:
+        handle.write(textwrap.dedent("""\
+            local paths = {%s}
+            local posts = {"/api/context/x", "/api/research/y"}
+            local get = {%s}
+            local post = {%s["Content-Type"] = "application/json"}
+            local n = 0
+            request = function()
+              n = n + 1
+              if n %% 2 == 0 then
+                local path = posts[((n / 2) %% #posts) + 1]
+                return wrk.format("POST", path, post, '{"n": ' .. n .. '}')
+              end
+              return wrk.format("GET", paths[(((n - 1) / 2) %% #paths) + 1], get)
+            end
+            delay = function() return 40 end
+            done = function(summary, latency, requests)
+              io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests,
+                summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.status,
+                summary.errors.timeout, latency:percentile(99), latency:percentile(50)))
+            end
+            """) % (", ".join(f'"{p}"' for p in routes), host_field.rstrip(", "), host_field))
+    return load.start()
+
+
+def during_load(tmp_path, edge: str, routes: list[str], writer, run, label: str, **load_options) -> tuple:
+    """``run()`` while wrk (mixed_load) and ``writer`` go through ``edge``; prints the counts under ``label``.
+    Returns (run's result, wrk's result, the writes lost per store)."""
+    load = mixed_load(str(tmp_path), edge, routes, **load_options)
+    writer.start()
+    try:
+        res = run()
+        time.sleep(2)
+    finally:
+        writer.stop()
+        result = load.stop()
+    lost = writer.lost()
+    print(f"\n{label}: {_traffic().summary(result)}; " + writer.report("", lost).lstrip(": "))
+    return res, result, lost
+
+
+def side_at(edge: str, path: str, timeout: float = 10) -> tuple[str, str]:
+    """(service, side) of the answer to ``path`` through ``edge`` (Host www.sophia-intel.ai, any certificate)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    req = urllib.request.Request(edge + path, headers={"Host": "www.sophia-intel.ai"})
+    with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:
+        body = json.loads(resp.read())
+        return body["service"], body["side"]
 
 
 def playbook(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:

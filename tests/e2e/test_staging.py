@@ -23,10 +23,12 @@ import os
 import re
 import secrets
 import subprocess
+import threading
+import time
 
 import pytest
 import yaml
-from conftest import ROOT, explain, playbook_env, recap_changed
+from conftest import ROOT, Stores, Writer, during_load, explain, playbook_env, recap_changed, side_at
 from standins.fly_machines_standin import FlyMachinesStandin, seed_legacy
 
 NODE = "sophia-staging-node"
@@ -162,3 +164,120 @@ def test_phase1_with_the_staging_token(stage, fly_token):
         clean(again)
         assert recap_changed(again.stdout) == 0, explain(again.stdout)
         assert api.violations == [], api.violations
+
+
+# --- Phase 2B under load, on production's settings ------------------------------------------------------------------
+# The clients stand for the internet: they reach the node's public address (as users reach the Lambda host's) through
+# a route on the controller to the node's container address; the data checks reach the private address likewise.
+PUBLIC, PRIVATE = "10.213.255.10", "10.213.255.20"
+STAGING_EDGE = f"https://{PUBLIC}"
+ROUTES = ["/api/context/x", "/api/research/y", "/", "/api/agents/z"]
+
+
+def secret(name: str) -> str:
+    with open(os.path.join(SECRETS, name)) as handle:
+        return handle.read().split()[0]
+
+
+@pytest.fixture(scope="module")
+def routed(stage):
+    """The controller routes the node's public and private addresses to the node (removed at the end)."""
+    address = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                              NODE], capture_output=True, text=True, check=True).stdout.strip()
+    net = "10.213.255.0/24"
+    subprocess.run(["ip", "route", "replace", net, "via", address], check=True)
+    try:
+        yield Stores(redis_at={"compose": (PRIVATE, 6379), "k3s": (PRIVATE, 30379)},
+                     qdrant_at={"compose": f"http://{PRIVATE}:6333", "k3s": f"http://{PRIVATE}:30333"},
+                     password=secret("redis-password"), api_key=secret("qdrant-api-key"))
+    finally:
+        subprocess.run(["ip", "route", "del", net], check=False)
+
+
+def side_of(path: str) -> tuple[str, str]:
+    return side_at(STAGING_EDGE, path)
+
+
+def under_load(tmp_path, stores: Stores, label: str, *args: str) -> tuple:
+    writer = Writer(edge=STAGING_EDGE, stores=stores)
+    res, result, lost = during_load(tmp_path, STAGING_EDGE, ROUTES, writer, lambda: staging(*args, timeout=1800),
+                                    f"staging {label}", host="www.sophia-intel.ai", client_timeout=60)
+    return res, result, writer, lost
+
+
+def test_phase2b_under_load_on_production_settings(routed, tmp_path):
+    assert routed.primary() == "compose"
+    # the one-time edge change first (the splitter in front of every route, every share 0): an nginx reload under
+    # wrk's keep-alive load is measured in tests/integration/traffic, not here
+    front = staging("playbooks/phase2b.yml", "--tags", "traffic_shift", "-e", "traffic_shift_target_weight=0")
+    clean(front)
+    res, result, writer, lost = under_load(tmp_path, routed, "phase2b (data cutover, then every route 0->100)",
+                                           "playbooks/phase2b.yml")
+    clean(res)
+    assert result["failed"] == 0, result["raw"]
+    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, writer.why
+    assert routed.primary() == "k3s"
+    for name in ("research", "context", "github", "business", "lambda", "hubspot", "agents"):
+        assert side_of(f"/api/{name}/x") == (f"mcp-{name}", "k3s")
+    # the seed's order: the stateless routes reached 100% before the data cutover, the stateful ones after it
+    entries = [e for e in ledger()["entries"] if e["status"] == "done"]
+    first = {e["step"]: e["seq"] for e in reversed(entries)}
+    cutover = max(first["redis/cutover"], first["qdrant/restore"])
+    assert first["traffic/www-root/100"] < cutover and first["traffic/www-api-github/100"] < cutover, first
+    assert first["traffic/www-api-context/5"] > cutover and first["traffic/www-api-research/5"] > cutover, first
+    again = staging("playbooks/phase2b.yml")
+    clean(again)
+    assert recap_changed(again.stdout) == 0, explain(again.stdout)
+    # the status at any time: the splitter's live shares agree with the ledger, and every route's last gate passed
+    status = staging("playbooks/status.yml")
+    clean(status)
+    with open(os.path.join(STATE, "reports", "status.json")) as handle:
+        current = json.load(handle)
+    routes = ("www-root", "www-api-research", "www-api-context", "www-api-github", "www-api-business",
+              "www-api-lambda", "www-api-hubspot", "www-api-agents")
+    shares = {r["route"]: (r["ledger_share"], r["live_share"]) for r in current["routes"]}
+    assert shares == dict.fromkeys(routes, (100, 100))
+    assert {g["route"]: (g["share"], g["verdict"]) for g in current["gates"]}["www-api-context"] == (100, "passed")
+
+
+def ledger() -> dict:
+    with open(os.path.join(STATE, "ledger.json")) as handle:
+        return json.load(handle)
+
+
+def set_k3s_health(service: str, port: int, healthy: bool) -> None:
+    """The K3s side's pod of ``service`` answers its health path with 503 (or 200 again): the injected failure."""
+    body = json.dumps({"healthy": healthy})
+    node("docker", "exec", f"k3s-standin_{service}_1", "curl", "-fsS", "-X", "POST", "-H",
+         "Content-Type: application/json", "-d", body, f"http://127.0.0.1:{port}/admin/health")
+
+
+def test_failure_at_25_steps_back_under_load(routed, tmp_path):
+    only = ["-e", '{"traffic_shift_only": ["www-api-context"]}']
+    reset = staging("playbooks/phase2b.yml", "--tags", "traffic_shift", "-e", "traffic_shift_target_weight=0", *only)
+    clean(reset)
+    assert ledger()["state"]["traffic/www-api-context"] == 0
+    stop = threading.Event()
+
+    def break_at_25():  # the K3s side of mcp-context turns unhealthy once it takes 25%
+        while not stop.is_set():
+            if ledger()["state"].get("traffic/www-api-context") == 25:
+                set_k3s_health("mcp-context", 8002, False)
+                return
+            time.sleep(0.1)
+
+    breaker = threading.Thread(target=break_at_25, daemon=True)
+    breaker.start()
+    try:
+        res, result, writer, lost = under_load(tmp_path, routed, "failure at 25% (mcp-context's K3s side unhealthy)",
+                                               "playbooks/phase2b.yml", "--tags", "traffic_shift", *only)
+    finally:
+        stop.set()
+        breaker.join(5)
+        set_k3s_health("mcp-context", 8002, True)
+    assert res.returncode != 0 and "Module failed" not in res.stdout + res.stderr
+    assert "failed its gate at 25%" in res.stdout and "back at 0%" in res.stdout, explain(res.stdout)
+    assert result["failed"] == 0, result["raw"]
+    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []}, writer.why
+    assert side_of("/api/context/x") == ("mcp-context", "compose")
+    assert ledger()["state"]["traffic/www-api-context"] == 0

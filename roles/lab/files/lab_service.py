@@ -58,6 +58,10 @@ REDIS_PASSWORD = os.environ.get("REDIS_PASSWORD") or None
 QDRANT_HEADERS = {"api-key": os.environ["QDRANT_API_KEY"]} if os.environ.get("QDRANT_API_KEY") else {}
 ROLE = os.environ.get("ROLE", "web")
 WRITE_RETRY_SECONDS = float(os.environ.get("WRITE_RETRY_SECONDS", "45"))
+# API_PREFIX set (the staging lab): the service serves its API under exactly this prefix ("" = at its root, as a
+# service behind an nginx location that strips the prefix does) and answers 404 for every other path, as a real
+# service would, so a request routed with the wrong path fails instead of being written. Unset: any prefix (the lab).
+API_PREFIX = os.environ.get("API_PREFIX")
 SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "60"))
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -288,6 +292,18 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         return ok
 
+    def _outside(self) -> bool:
+        """With API_PREFIX, a path the service does not serve (answered 404): not its health, metrics or admin path,
+        not its items path, and (with a prefix) not under the prefix."""
+        if API_PREFIX is None:
+            return False
+        path = self.path.split("?", 1)[0]
+        if path in ("/health", "/metrics") or path.startswith("/admin/"):
+            return False
+        if path.endswith("/items") or "/items/" in path:
+            return not (path == API_PREFIX + "/items" or path.startswith(API_PREFIX + "/items/"))
+        return bool(API_PREFIX) and not (path == API_PREFIX or path.startswith(API_PREFIX + "/"))
+
     def _send(self, status: int, body: object, ctype: str = "application/json") -> None:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
@@ -308,7 +324,10 @@ class Handler(BaseHTTPRequestHandler):
         start = time.monotonic()
         status = 200
         try:
-            if self.path == "/health" or self.path.endswith("/health"):  # also behind a path prefix
+            if self._outside():
+                status = 404
+                self._send(404, {"error": f"{SERVICE} does not serve {self.path}"})
+            elif self.path == "/health" or self.path.endswith("/health"):  # also behind a path prefix
                 status = 200 if _state["healthy"] else 503
                 self._send(status, {"status": "ok" if status == 200 else "unhealthy", "service": SERVICE, "side": SIDE})
             elif self.path == "/metrics":
@@ -331,7 +350,10 @@ class Handler(BaseHTTPRequestHandler):
         status = 201
         try:
             body = self._body()
-            if self.path == "/admin/health":
+            if self._outside():
+                status = 404
+                self._send(404, {"error": f"{SERVICE} does not serve {self.path}"})
+            elif self.path == "/admin/health":
                 _state["healthy"] = bool(body.get("healthy", True))
                 status = 200
                 self._send(200, {"healthy": _state["healthy"]})

@@ -216,3 +216,42 @@ def test_syntax_errors_name_file_and_line(capsys, tree):
         """))
     res = edge(capsys, tree, [ROUTES[1]])
     assert res["failed"] and "www.conf:3" in res["msg"] and "not terminated" in res["msg"]
+
+
+def test_each_route_says_how_its_k3s_side_gets_the_client_path_back(capsys, tree):
+    """The context location strips /api/context/ (URI part /): the K3s side needs it back; the others strip nothing.
+    The same answer in check mode (traffic_shift reads it before it sets up the splitter) and after the edit."""
+    for check_mode in (True, False, False):
+        res = edge(capsys, tree, check_mode=check_mode)
+        got = {r["name"]: (r["k3s_rewrite"], r["k3s_problem"]) for r in res["routes"]}
+        assert got == {"www-root": (None, ""), "www-api-context": ({"from": "/", "to": "/api/context/"}, ""),
+                       "www-api-research": (None, ""), "www-api-agents": (None, "")}, got
+
+
+@pytest.mark.parametrize(("location", "target", "rewrite", "problem"), [
+    ("/api/context", "http://ctx/", {"from": "/", "to": "/api/context"}, ""),
+    ("/api/v1/", "http://ctx/v2/", {"from": "/v2/", "to": "/api/v1/"}, ""),
+    ("= /api/ping", "http://ctx/ping", {"from": "/ping", "to": "/api/ping"}, ""),
+    ("^~ /api/same/", "http://ctx/api/same/", None, ""),
+    ("/api/plain", "http://ctx", None, ""),
+])
+def test_the_k3s_path_of_each_kind_of_location(capsys, tmp_path, location, target, rewrite, problem):
+    server = f"server {{ listen 80; server_name x; location {location} {{ proxy_pass {target}; }} }}"
+    (tmp_path / "nginx.conf").write_text("events {}\nhttp { " + server + " }\n")
+    route = {"name": "r", "host": "x", "splitter": "127.0.0.1:9", **(
+        {"location": location} if " " in location else {"path": location})}
+    res = run_module(nginx_edge, {"config": str(tmp_path / "nginx.conf"), "routes": [route]}, capsys, check_mode=True)
+    assert not res.get("failed"), res
+    assert (res["routes"][0]["k3s_rewrite"], res["routes"][0]["k3s_problem"]) == (rewrite, problem)
+
+
+def test_a_rewrite_in_the_location_is_named_as_a_problem(capsys, tmp_path):
+    (tmp_path / "nginx.conf").write_text(
+        "events {}\nhttp { server { listen 80; server_name x;\n"
+        "  location /old/ { rewrite ^/old/(.*)$ /new/$1 break; proxy_pass http://up; } } }\n")
+    res = run_module(nginx_edge, {"config": str(tmp_path / "nginx.conf"),
+                                  "routes": [{"name": "old", "path": "/old", "splitter": "127.0.0.1:9"}]},
+                     capsys, check_mode=True)
+    entry = res["routes"][0]
+    assert entry["k3s_rewrite"] is None
+    assert "nginx.conf:3: the location rewrites the path (^/old/(.*)$ /new/$1 break)" in entry["k3s_problem"]
