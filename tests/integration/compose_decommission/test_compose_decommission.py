@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 import pytest
 import yaml
+from standins.dns_zone import DnsZoneServer
 
 from ansible_collections.sophia.migrate.plugins.modules import compose_project_info
 from support.modules import run_module
@@ -427,3 +428,22 @@ def test_backups_are_recorded_in_the_controller_ledger_when_the_compose_host_is_
     assert verify < delete and f"changed: [compose_host] => (item={volume})" in res.stdout[delete:]
     assert volume not in [v.name for v in cli.volumes.list()]
     assert states(cli, writer_project["name"]) == {}
+
+
+def test_dns_pointing_elsewhere_stops_before_anything_is_stopped(tmp_path, project):
+    """The DNS check ran after the containers were removed (found on staging, where the controller's resolver did not
+    know the domain): a mismatch could stop nothing any more. Now it is part of the preflight. DNS stand-in:
+    tests/standins/dns_zone.py (a real UDP DNS server answering from a zone)."""
+    write_evidence(tmp_path / "ledger.json", {"traffic/www": 100, "traffic/api": 100}, ["data/api/cutover"])
+    with DnsZoneServer({"www.sophia-intel.ai": {"A": ["127.0.0.77"]}}) as zone:
+        res = run_role(tmp_path, project, {
+            "compose_decommission_dns_hostnames": ["www.sophia-intel.ai"],
+            "compose_decommission_dns_expected": ["127.0.0.10"],
+            "compose_decommission_dns_nameservers": ["127.0.0.1"],
+            "compose_decommission_dns_port": zone.port,
+        })
+    assert res.returncode != 0
+    assert "DNS does not point at the new ingress (127.0.0.10), nothing was stopped: www.sophia-intel.ai" in res.stdout, (
+        res.stdout[-3000:])
+    assert "Module failed" not in res.stdout
+    assert set(states(project["cli"], project["name"]).values()) == {"running"}
