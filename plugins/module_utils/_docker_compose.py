@@ -24,6 +24,11 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
     DockerException = Exception  # type: ignore[assignment,misc]
     HAS_DOCKER = False
 
+try:
+    import yaml
+except ImportError:  # pragma: no cover - then no Compose file is read: every service must have containers
+    yaml = None  # type: ignore[assignment]
+
 L_PROJECT = "com.docker.compose.project"
 L_SERVICE = "com.docker.compose.service"
 L_HASH = "com.docker.compose.config-hash"
@@ -181,11 +186,52 @@ def require_project(projects: dict[str, dict[str, t.Any]], name: str) -> dict[st
     return projects[name]
 
 
+def declared_services(project: dict[str, t.Any]) -> tuple[set[str], list[str]]:
+    """The service names the project's Compose files declare (the files its containers were created from, read on
+    this host), and the files that could not be read. Names only: a service behind a profile that was never enabled
+    is declared but has no container."""
+    names: set[str] = set()
+    unreadable = []
+    for path in project.get("config_files") or []:
+        text = _read_text(path) if yaml is not None else None
+        try:
+            doc = yaml.safe_load(text) if text is not None else None
+        except yaml.YAMLError:
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("services", {}), dict):
+            unreadable.append(path)
+            continue
+        names.update(doc.get("services") or {})
+    return names, unreadable
+
+
+def mark_not_created(project: dict[str, t.Any]) -> None:
+    """Adds ``not_created``: services the Compose files declare that have no container (never created), and
+    ``unreadable_config_files``."""
+    declared, unreadable = declared_services(project)
+    project["not_created"] = sorted(declared - set(project["services"]))
+    project["unreadable_config_files"] = unreadable
+
+
 def require_services(project: dict[str, t.Any], names: t.Iterable[str]) -> None:
-    unknown = [n for n in names if n not in project["services"]]
+    """Every name is a service of the project: one with containers, or one its Compose files declare that was never
+    created (nothing runs, so there is nothing to retire; see ``not_created``). Any other name is refused."""
+    known = set(project["services"]) | set(project.get("not_created") or [])
+    unknown = [n for n in names if n not in known]
     if unknown:
+        unread = project.get("unreadable_config_files") or []
+        why = f"; Compose files that could not be read here: {', '.join(unread)}" if unread else ""
         raise ComposeInfoError(f"project '{project['name']}' has no service(s) {', '.join(unknown)} "
-                               f"(services: {', '.join(sorted(project['services']))})")
+                               f"(services with containers: {', '.join(sorted(project['services']))}; declared, "
+                               f"never created: {', '.join(project.get('not_created') or []) or 'none'}{why})")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _read(path: str) -> str | None:

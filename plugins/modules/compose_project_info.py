@@ -24,12 +24,17 @@ extends_documentation_fragment:
   - sophia.migrate.attributes.INFO_MODULE
 requirements:
   - docker (Python library)
+  - PyYAML (reads the project's Compose files for RV(project.not_created); without it every service named in
+    O(services) must have containers)
 options:
   project:
     description: Only this project. When it does not exist the module fails and lists the projects found.
     type: str
   services:
-    description: With O(project), fail unless each of these services exists in it.
+    description:
+      - With O(project), fail unless each of these services is in it, either with containers or declared in the
+        project's Compose files (read on this host) and never created, as a service behind a profile that was
+        never enabled. Such a service is listed in RV(project.not_created). Any other name fails, naming it.
     type: list
     elements: str
   docker_host:
@@ -84,6 +89,16 @@ project:
       description: Networks of the project.
       type: list
       elements: str
+    not_created:
+      description:
+        - Services the project's Compose files declare that have no container (for example behind a profile never
+          enabled). Names only; nothing runs for them.
+      type: list
+      elements: str
+    unreadable_config_files:
+      description: Compose files of the project that could not be read or parsed on this host.
+      type: list
+      elements: str
 """
 
 import urllib.parse
@@ -121,6 +136,7 @@ def main() -> None:
         result = {"changed": False, "projects": projects}
         if p["project"]:
             result["project"] = dc.require_project(projects, p["project"])
+            dc.mark_not_created(result["project"])
             dc.require_services(result["project"], p["services"] or [])
     except dc.ComposeInfoError as exc:
         module.fail_json(msg=f"compose_project_info: {exc}")

@@ -44,6 +44,8 @@ def compose_file(project_dir: str, api_port: int) -> str:
             "api": {**svc, "volumes": ["apidata:/data"], "ports": [f"127.0.0.1:{api_port}:8000"]},
             "worker": {**svc, "volumes": ["workdata:/data"], "environment": {"SOPHIA_API_TOKEN": "topsecret-value"}},
             "edge": {**svc, "volumes": ["edgedata:/data"]},
+            # declared behind a profile never enabled: no container (production's Grafana on a host without it)
+            "dormant": {**svc, "profiles": ["never"]},
         },
         "volumes": {"apidata": {}, "workdata": {}, "edgedata": {}},
     }
@@ -154,14 +156,25 @@ def test_compose_project_info_reports_what_runs_without_secrets(project, capsys)
     assert "SOPHIA_API_TOKEN" in worker["env_names"]
     assert "topsecret-value" not in json.dumps(res)
     assert proj["config_files"] == [project["file"]]
+    assert proj["not_created"] == ["dormant"] and proj["unreadable_config_files"] == []
+    # a declared service that was never created is known (nothing runs for it); a name in no file is refused
+    dormant = run_module(compose_project_info, {"project": project["name"], "services": ["api", "dormant"]}, capsys)
+    assert not dormant.get("failed") and "dormant" not in dormant["project"]["services"], dormant
     bad = run_module(compose_project_info, {"project": project["name"], "services": ["ghost"]}, capsys)
-    assert bad["failed"] and "has no service(s) ghost" in bad["msg"]
+    assert bad["failed"] and "has no service(s) ghost" in bad["msg"] and "never created: dormant" in bad["msg"]
 
 
 def test_gate_refuses_without_evidence_and_stops_nothing(tmp_path, project):
     write_evidence(tmp_path / "ledger.json", {"traffic/www": 100, "traffic/api": 50}, [])
-    res = run_role(tmp_path, project, {})
+    services = [{"name": "edge", "edge": True, "traffic_key": "traffic/www"},
+                {"name": "api", "traffic_key": "traffic/api", "data_steps": ["data/api/cutover"]},
+                {"name": "worker", "retire_without_replacement": "the test project's worker has no replacement"},
+                {"name": "dormant", "traffic_key": "traffic/dormant"}]
+    res = run_role(tmp_path, project, {"compose_decommission_services": services})
     assert res.returncode != 0
+    # the never-created service is named as such and asks for no evidence; the others still do
+    assert "dormant declared in" in res.stdout and "never created: nothing to retire" in res.stdout, res.stdout[-3000:]
+    assert "traffic/dormant" not in res.stdout
     assert "evidence is missing, nothing was stopped" in res.stdout
     assert "traffic 'traffic/api' is at 50% on the new side, not 100%" in res.stdout
     assert "data step 'data/api/cutover' is not in the ledger" in res.stdout
