@@ -5,8 +5,9 @@
 2. GPU utilisation optimised (< 80% average): average of ``DCGM_FI_DEV_GPU_UTIL`` over the window.
 3. Response times maintained or improved: p95 latency per service from a Prometheus histogram, compared
    with a baseline (measured on the Compose side before the move) within a tolerance.
-4. Zero data loss during migration: every data step in the ledger is ``done`` and carries a verification
-   (``verified: true``, equal digests or zero lost writes).
+4. Zero data loss during migration: every data step in the ledger is ``done``; every step that recorded a
+   verification (``verified``, equal digests or copies, zero lost writes, a backup's checksum) passed it; and every
+   data store (Redis, Qdrant, each volume) has at least one verified step.
 A criterion without data is reported as not measurable, never as passed.
 """
 
@@ -68,19 +69,45 @@ def latency(prom: Prometheus, histogram: str, selector_by_service: dict[str, str
     return _criterion(name, target, measured, not worse and not missing, evidence)
 
 
+# What a step records when it checked its own result: a data-moving step's verification (the cutover's, the
+# restore's, the verify's), a copy's comparison, a backup's checksum. A step with none of these (a replication that
+# caught up, a promotion) only has to be done; each store must still end in at least one verified step.
+_VERDICTS = ("verified", "lost_writes", "digest_equal", "equal", "checksum_verified")
+
+
+def _verdict(data: dict[str, t.Any]) -> bool | None:
+    """True or False when the step recorded a verification, None when it records none."""
+    found = [key for key in _VERDICTS if key in data]
+    if not found:
+        return None
+    return all((data[key] == 0) if key == "lost_writes" else (data[key] is True) for key in found)
+
+
+def _store(step: str) -> str:
+    """The data store a step belongs to: ``redis``, ``qdrant``, ``volume/<name>``, ``data/<name>``."""
+    parts = step.split("/")
+    return "/".join(parts[:2]) if parts[0] in ("volume", "data") and len(parts) > 2 else parts[0]
+
+
 def data_loss(ledger: dict[str, t.Any], prefixes: t.Iterable[str]) -> dict[str, t.Any]:
-    name = "zero data loss"
+    """Every data step (latest entry per step) is done; every step that recorded a verification passed it; every
+    store has at least one verified step (its move ended verified)."""
+    name, target = "zero data loss", "every data step done, every store's move verified"
+    prefixes = tuple(prefixes)
     latest: dict[str, dict[str, t.Any]] = {}
     for entry in ledger.get("entries", []):
-        if any(entry.get("step", "").startswith(p) for p in prefixes):
+        if str(entry.get("step", "")).startswith(prefixes):
             latest[entry["step"]] = entry
     if not latest:
-        return _criterion(name, "every data step done and verified", None, None, "no data steps in the ledger yet")
-    bad = []
+        return _criterion(name, target, None, None, "no data steps in the ledger yet")
+    bad, verified_stores = [], set()
     for step, entry in sorted(latest.items()):
-        data = entry.get("data") or {}
-        verified = data.get("verified") is True or data.get("lost_writes") == 0 or data.get("digest_equal") is True
-        if entry.get("status") != "done" or not verified:
-            bad.append(f"{step} ({entry.get('status')}, verified={verified})")
-    return _criterion(name, "every data step done and verified", f"{len(latest) - len(bad)}/{len(latest)} verified",
-                      not bad, "; ".join(bad) if bad else ", ".join(sorted(latest)))
+        verdict = _verdict(entry.get("data") or {})
+        if entry.get("status") != "done" or verdict is False:
+            bad.append(f"{step} ({entry.get('status')}, verified={verdict})")
+        elif verdict:
+            verified_stores.add(_store(step))
+    stores = sorted({_store(step) for step in latest})
+    bad += [f"{store}: no verified step" for store in stores if store not in verified_stores]
+    measured = f"{len(verified_stores)}/{len(stores)} stores verified, {len(latest)} steps"
+    return _criterion(name, target, measured, not bad, "; ".join(bad) if bad else ", ".join(sorted(latest)))

@@ -62,8 +62,14 @@ options:
     type: float
     default: 0.1
   ledger_path:
-    description: Migration ledger with the data steps.
+    description: Migration ledger with the data steps, a file on the host the module runs on.
     type: path
+  ledger:
+    description:
+      - The ledger's content, as M(sophia.migrate.ledger) with C(operation=read) returns it in C(ledger), for a run on
+        another host than the ledger's (Phase 2C measures on the K3s server, the ledger is on the controller).
+      - Mutually exclusive with O(ledger_path).
+    type: dict
   data_step_prefixes:
     description: Ledger steps that count as data steps.
     type: list
@@ -122,17 +128,24 @@ def main() -> None:
             "latency_baseline": {"type": "dict", "default": {}},
             "latency_tolerance": {"type": "float", "default": 0.1},
             "ledger_path": {"type": "path"},
+            "ledger": {"type": "dict"},
             "data_step_prefixes": {
                 "type": "list",
                 "elements": "str",
                 "default": ["data/", "redis/", "qdrant/", "volume/"],
             },
         },
+        mutually_exclusive=[("ledger_path", "ledger")],
         supports_check_mode=True,
     )
     if not _http.HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
+    ledger = p["ledger"]
+    if ledger is not None and not (isinstance(ledger.get("entries"), list)
+                                   and all(isinstance(e, dict) for e in ledger["entries"])):
+        module.fail_json(msg="success_criteria: option 'ledger' is not a ledger (it needs an 'entries' list of "
+                             "steps, as the ledger module's read returns it)")
     baseline = {}
     for service, seconds in p["latency_baseline"].items():
         try:
@@ -152,7 +165,9 @@ def main() -> None:
                 prom, p["latency_histogram"], p["latency_selectors"], baseline, p["latency_tolerance"], p["window"]
             ),
             _criteria.data_loss(
-                _ledger.load(p["ledger_path"]) if p["ledger_path"] else {"entries": []}, p["data_step_prefixes"]
+                ledger if ledger is not None
+                else _ledger.load(p["ledger_path"]) if p["ledger_path"] else {"entries": []},
+                p["data_step_prefixes"],
             ),
         ]
     except ValueError as exc:  # a URL urllib cannot parse (an unclosed IPv6 bracket)

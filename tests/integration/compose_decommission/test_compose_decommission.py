@@ -456,7 +456,7 @@ def test_dns_pointing_elsewhere_stops_before_anything_is_stopped(tmp_path, proje
             "compose_decommission_dns_port": zone.port,
         })
     assert res.returncode != 0
-    assert "DNS does not point at the new ingress (127.0.0.10), nothing was stopped: www.sophia-intel.ai" in res.stdout, (
-        res.stdout[-3000:])
+    refused = "DNS does not point at the new ingress (127.0.0.10), nothing was stopped: www.sophia-intel.ai"
+    assert refused in res.stdout, res.stdout[-3000:]
     assert "Module failed" not in res.stdout
     assert set(states(project["cli"], project["name"]).values()) == {"running"}

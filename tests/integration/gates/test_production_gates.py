@@ -60,7 +60,7 @@ def production_probes(prometheus_url):
         gate = yaml.safe_load(handle)["traffic_shift_gate"]
     with open(EDGE, encoding="utf-8") as handle:
         timing = yaml.safe_load(handle)["sophia_gate_timing"]  # production's: 2-minute windows
-    variables = {"sophia_k3s_prometheus_url": prometheus_url, "sophia_prometheus_url": prometheus_url,
+    variables = {"sophia_k3s_prometheus_url": prometheus_url,
                  "sophia_gate_timing": timing}
     res = subprocess.run([sys.executable, "-c", _RENDER], input=json.dumps([gate["probes"], variables]),
                          capture_output=True, text=True, check=True, timeout=120)

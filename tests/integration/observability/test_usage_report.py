@@ -210,3 +210,17 @@ def test_success_criteria_never_passes_without_data(prometheus, tmp_path, capsys
     assert by["response times maintained or improved"]["passed"] is None
     assert by["zero data loss"]["passed"] is False
     assert res["all_passed"] is False
+
+
+def test_success_criteria_takes_the_ledger_as_data(prometheus, tmp_path, capsys):
+    """Phase 2C measures on the K3s server while the ledger file is on the controller: the ledger comes as data."""
+    entries = [{"step": "redis/cutover", "status": "done", "data": {"verified": True}},
+               {"step": "qdrant/restore", "status": "done", "data": {"verified": False}}]
+    args = {"prometheus_url": prometheus, "window": "10s", "ledger": {"format": 1, "entries": entries, "state": {}}}
+    res = run_module(success_criteria, args, capsys)
+    loss = {c["name"]: c for c in res["criteria"]}["zero data loss"]
+    assert loss["passed"] is False and "qdrant/restore (done, verified=False)" in loss["evidence"]
+    bad = run_module(success_criteria, {**args, "ledger": {"entries": "nope"}}, capsys)
+    assert bad["failed"] and "option 'ledger' is not a ledger" in bad["msg"]
+    both = run_module(success_criteria, {**args, "ledger_path": str(tmp_path / "l.json")}, capsys)
+    assert both["failed"] and "mutually exclusive" in both["msg"]
