@@ -216,3 +216,29 @@ def test_the_backup_is_recorded_in_the_controller_ledger_when_the_volume_host_is
     assert [e for e in entries(tmp_path) if e["step"] == "volume/embeddings/backup"] == backups
     code, out = run_in(host, ["sha256sum", record["path"]])
     assert out.split()[0] == record["sha256"]
+
+
+def test_a_volume_with_write_freeze_is_caught_up_under_the_write_freeze(tmp_path, volumes):
+    """write_freeze: true runs the catch-up under data_migration_write_freeze (here `docker stop`/`docker start` of the
+    writer, as production's freeze of mcp-research does), and the writes resume after the cutover."""
+    volume = {"name": "embeddings", "source": str(volumes["src"]), "target": str(volumes["dst"]), "write_freeze": True}
+    refused = run(tmp_path, volumes, {"data_migration_volumes": [volume], "data_migration_freeze_containers": []})
+    assert refused.returncode != 0 and "embeddings set write_freeze, but" in refused.stdout, refused.stdout[-3000:]
+    assert not (tmp_path / "ledger.json").exists() or entries(tmp_path) == []  # nothing was changed
+
+    freeze = {"start": ["docker", "stop", "--time", "1", volumes["writer"]],
+              "end": ["docker", "start", volumes["writer"]]}
+    res = run(tmp_path, volumes, {"data_migration_volumes": [volume], "data_migration_freeze_containers": [],
+                                  "data_migration_write_freeze": freeze})
+    assert res.returncode == 0, res.stdout[-3000:]
+    by_step = {e["step"]: e for e in entries(tmp_path)}
+    verify, cutover = by_step["volume/embeddings/verify"]["data"], by_step["volume/embeddings/cutover"]["data"]
+    # the writer ran during the first verification: a difference there is the delta, not a failed verification
+    assert "verified" not in verify and "equal_before_freeze" in verify, verify
+    assert cutover["verified"] is True and cutover["write_freeze"] is True and cutover["writers_stopped"] == []
+    assert volumes["cli"].containers.get(volumes["writer"]).status == "running"  # the freeze ended
+    # every line written before the freeze is in the target, in order (the writer resumed on the source afterwards)
+    target = (volumes["dst"] / "writes.log").read_text().split()
+    source = (volumes["src"] / "writes.log").read_text().split()
+    assert target == [str(i) for i in range(1, len(target) + 1)] and len(target) > 10
+    assert source[: len(target)] == target
