@@ -31,6 +31,11 @@ def _json_path(document: t.Any, path: str) -> t.Any:
     return node
 
 
+def _failed_after(probe: dict[str, t.Any], start: float, message: str) -> Sample:
+    """A failed sample of ``probe`` that took from ``start`` until now (its latency)."""
+    return Sample(probe["name"], FAILURE, latency_ms=round((time.monotonic() - start) * 1000, 2), message=message)
+
+
 def probe_http(probe: dict[str, t.Any], session: t.Any) -> Sample:
     import requests  # noqa: PLC0415 - imported where it is needed, reported missing by the module
 
@@ -52,12 +57,7 @@ def probe_http(probe: dict[str, t.Any], session: t.Any) -> Sample:
         )
         body = resp.text
     except requests.exceptions.Timeout:
-        return Sample(
-            probe["name"],
-            FAILURE,
-            latency_ms=round((time.monotonic() - start) * 1000, 2),
-            message=f"no answer within {probe['timeout']}s",
-        )
+        return _failed_after(probe, start, f"no answer within {probe['timeout']}s")
     except requests.exceptions.SSLError as exc:
         return Sample(probe["name"], FAILURE, message=f"TLS verification failed: {exc.__class__.__name__}")
     except requests.exceptions.RequestException as exc:
@@ -86,12 +86,7 @@ def probe_tcp(probe: dict[str, t.Any]) -> Sample:
         with socket.create_connection((probe["host"], probe["port"]), timeout=probe["timeout"]):
             pass
     except OSError as exc:
-        return Sample(
-            probe["name"],
-            FAILURE,
-            latency_ms=round((time.monotonic() - start) * 1000, 2),
-            message=f"connect to {probe['host']}:{probe['port']} failed: {exc.strerror or exc}",
-        )
+        return _failed_after(probe, start, f"connect to {probe['host']}:{probe['port']} failed: {exc.strerror or exc}")
     return Sample(probe["name"], SUCCESS, latency_ms=round((time.monotonic() - start) * 1000, 2))
 
 
@@ -123,12 +118,7 @@ def probe_redis(probe: dict[str, t.Any]) -> Sample:
         shown = redact_url(probe.get("url"))
         return Sample(probe["name"], FAILURE, message=f"Redis URL {shown!r} rejected ({exc.__class__.__name__})")
     except redis.exceptions.RedisError as exc:
-        return Sample(
-            probe["name"],
-            FAILURE,
-            latency_ms=round((time.monotonic() - start) * 1000, 2),
-            message=f"Redis PING failed: {exc.__class__.__name__}",
-        )
+        return _failed_after(probe, start, f"Redis PING failed: {exc.__class__.__name__}")
     latency = round((time.monotonic() - start) * 1000, 2)
     return Sample(probe["name"], SUCCESS if ok else FAILURE, latency_ms=latency, status="PONG" if ok else None)
 
@@ -196,12 +186,7 @@ def probe_command(probe: dict[str, t.Any], run_command: t.Callable[..., tuple[in
     try:
         rc, out, err = run_command(args, timeout=probe["timeout"])
     except TimeoutError:
-        return Sample(
-            probe["name"],
-            FAILURE,
-            latency_ms=round((time.monotonic() - start) * 1000, 2),
-            message=f"command did not finish within {probe['timeout']}s",
-        )
+        return _failed_after(probe, start, f"command did not finish within {probe['timeout']}s")
     latency = round((time.monotonic() - start) * 1000, 2)
     sample = Sample(probe["name"], SUCCESS, latency_ms=latency, status=rc)
     if rc not in probe["expected_rc"]:
