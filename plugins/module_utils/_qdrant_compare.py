@@ -196,7 +196,6 @@ def search_equal(a: list[t.Any], b: list[t.Any]) -> bool:
     return all(x == y for (_u1, x), (_u2, y) in zip(ga[:-1], gb[:-1], strict=True))
 
 
-
 @dataclasses.dataclass
 class CompareOptions:
     collection: str

@@ -201,7 +201,6 @@ def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
     return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
 
 
-
 class _Download:
     """One download in progress: the hash pipe, the flusher, the bytes received so far and the counters.
 
