@@ -1,4 +1,4 @@
-"""Benchmark of the Qdrant proof of equality (sophia.migrate.qdrant_compare's ``_qdrant.compare``).
+"""Benchmark of the Qdrant proof of equality (sophia.migrate.qdrant_compare's ``_qdrant_compare.compare``).
 
 The compare runs inside the write freeze of a Qdrant cutover (roles/data_migration), so its wall time is
 write-unavailability time. Two Qdrant stand-ins (tests/standins/qdrant_server.py, each its own process, as
@@ -36,22 +36,23 @@ sys.path[:0] = [
 from _harness import Goal, compare, growth  # noqa: E402
 from qdrant_support import StandinProcess, fill  # noqa: E402
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant  # noqa: E402
+from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant, _qdrant_client, _qdrant_compare  # noqa: E402
 
 
 def sequential(urls: list[str], collection: str, batch: int) -> int:
     """Scroll each side to its end, one after the other, hashing like the compare does; returns points read."""
     total = 0
+    canon, plain = _qdrant_compare._canon, _qdrant_compare._plain
     for url in urls:
         ep = _qdrant.Endpoint(label="url", url=url)
-        client = _qdrant.make_client(ep)
+        client = _qdrant_client.make_client(ep)
         offset = None
         while True:
             records, offset = client.scroll(
                 collection_name=collection, limit=batch, offset=offset, with_payload=True, with_vectors=True
             )
             for rec in records:
-                hashlib.sha256(_qdrant._canon([rec.id, _qdrant._plain(rec.vector), _qdrant._plain(rec.payload)]))
+                hashlib.sha256(canon([rec.id, plain(rec.vector), plain(rec.payload)]))
                 total += 1
             if offset is None:
                 break
@@ -84,8 +85,8 @@ def main() -> None:
                         raise SystemExit(f"sequential read {read} points, expected {2 * n}")
 
                 def subject(collection=collection, src=src, tgt=tgt) -> None:
-                    options = _qdrant.CompareOptions(collection=collection, batch_size=opts.batch)
-                    result = _qdrant.compare(src, tgt, options)
+                    options = _qdrant_compare.CompareOptions(collection=collection, batch_size=opts.batch)
+                    result = _qdrant_compare.compare(src, tgt, options)
                     if not result["equal"]:
                         raise SystemExit(f"compare found a difference: {result['msg']}")
 

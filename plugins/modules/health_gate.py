@@ -324,8 +324,13 @@ import subprocess
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _health
+from ansible_collections.sophia.migrate.plugins.module_utils import _health, _health_criteria, _health_rounds
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
+from ansible_collections.sophia.migrate.plugins.module_utils._health_probe_spec import (
+    PROBE_OPTIONS,
+    normalize_probe,
+    redact_probe,
+)
 
 try:
     import requests
@@ -338,7 +343,7 @@ except ImportError:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "probes": {"type": "list", "elements": "dict", "required": True, "options": _health.PROBE_OPTIONS},
+            "probes": {"type": "list", "elements": "dict", "required": True, "options": PROBE_OPTIONS},
             "interval": {"type": "float", "default": 5},
             "count": {"type": "int"},
             "duration": {"type": "float"},
@@ -351,7 +356,7 @@ def main() -> None:
                 "type": "dict",
                 "options": {
                     "candidate": {"type": "str", "required": True},
-                    "probe": {"type": "dict", "required": True, "options": _health.PROBE_OPTIONS},
+                    "probe": {"type": "dict", "required": True, "options": PROBE_OPTIONS},
                     "latency_tolerance": {"type": "float", "default": 0.2},
                     "error_ratio_tolerance": {"type": "float", "default": 0.0},
                 },
@@ -363,9 +368,9 @@ def main() -> None:
     p = dict(module.params)
     # What Ansible shows as the invocation (also at -vvv) is module.params: there the probe URLs go without
     # user:password@ and query; the probes run with the real ones kept in p.
-    module.params["probes"] = [_health.redact_probe(raw) for raw in p["probes"]]
+    module.params["probes"] = [redact_probe(raw) for raw in p["probes"]]
     if p["baseline"]:
-        module.params["baseline"] = dict(p["baseline"], probe=_health.redact_probe(p["baseline"]["probe"]))
+        module.params["baseline"] = dict(p["baseline"], probe=redact_probe(p["baseline"]["probe"]))
     policy = _health.Policy(
         interval=p["interval"],
         count=p["count"],
@@ -377,11 +382,11 @@ def main() -> None:
         min_duration=p["min_duration"],
     )
     try:
-        _health.validate_policy(policy, p["probes"])
-        probes = [_health.normalize_probe(raw, i) for i, raw in enumerate(p["probes"])]
+        _health_criteria.validate_policy(policy, p["probes"])
+        probes = [normalize_probe(raw, i) for i, raw in enumerate(p["probes"])]
         baseline = None
         if p["baseline"]:
-            baseline = dict(p["baseline"], probe=_health.normalize_probe(p["baseline"]["probe"], len(probes)))
+            baseline = dict(p["baseline"], probe=normalize_probe(p["baseline"]["probe"], len(probes)))
             if baseline["candidate"] not in {pr["name"] for pr in probes}:
                 raise _health.HealthConfigError(f"baseline.candidate '{baseline['candidate']}' names no probe")
     except _health.HealthConfigError as exc:
@@ -392,7 +397,7 @@ def main() -> None:
 
     session = requests.Session() if HAS_REQUESTS else None
     all_probes = probes + ([baseline["probe"]] if baseline else [])
-    result = _health.run_gate(all_probes, policy, session, _run_with_timeout, baseline=baseline)
+    result = _health_rounds.run_gate(all_probes, policy, session, _run_with_timeout, baseline=baseline)
     if not result["passed"] and p["fail_on_failure"]:
         module.fail_json(msg=f"health_gate: {result['verdict']}: {result['reason']}", changed=False, **result)
     module.exit_json(changed=False, **result)

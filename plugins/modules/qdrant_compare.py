@@ -196,7 +196,7 @@ points_per_second:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant
+from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant, _qdrant_client, _qdrant_compare
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 _CONN = _qdrant.CONNECTION_SPEC
@@ -212,7 +212,9 @@ ARGUMENT_SPEC = {
     "search_exact": {"type": "bool", "default": True},
     "vector_name": {"type": "str"},
     "seed": {"type": "int", "default": 0},
-    "config_keys": {"type": "list", "elements": "str", "default": list(_qdrant.DEFAULT_CONFIG_KEYS), "no_log": False},
+    "config_keys": {
+        "type": "list", "elements": "str", "default": list(_qdrant_compare.DEFAULT_CONFIG_KEYS), "no_log": False
+    },
     "fail_on_difference": {"type": "bool", "default": True},
 }
 
@@ -222,7 +224,7 @@ def run(module: AnsibleModule) -> dict:
     for name in ("batch_size", "search_limit"):
         if p[name] < 1:
             module.fail_json(msg=f"qdrant_compare: option '{name}' must be at least 1")
-    opts = _qdrant.CompareOptions(
+    opts = _qdrant_compare.CompareOptions(
         collection=p["collection"],
         target_collection=p["target_collection"],
         batch_size=p["batch_size"],
@@ -234,7 +236,7 @@ def run(module: AnsibleModule) -> dict:
         seed=p["seed"],
         config_keys=p["config_keys"],
     )
-    return _qdrant.compare(
+    return _qdrant_compare.compare(
         _qdrant.Endpoint.from_params("source", p["source"]), _qdrant.Endpoint.from_params("target", p["target"]), opts
     )
 
@@ -242,7 +244,7 @@ def run(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        _qdrant.import_qdrant_client()
+        _qdrant_client.import_qdrant_client()
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib("qdrant-client"), exception=str(exc))
     try:

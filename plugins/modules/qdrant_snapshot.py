@@ -320,8 +320,9 @@ duration_seconds:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant
+from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant, _qdrant_snapshot
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
+from ansible_collections.sophia.migrate.plugins.module_utils._http import HAS_REQUESTS, redact_url
 
 _SOURCE = {k: _qdrant.CONNECTION_SPEC[k] for k in ("url", "api_key", "validate_certs", "ca_path")}
 ARGUMENT_SPEC = {
@@ -369,21 +370,21 @@ def run(module: AnsibleModule, p: dict) -> dict:
         chunk_size=p["chunk_size"],
         flush_size=p["flush_size"],
     )
-    return _qdrant.snapshot(ep, req, module.check_mode)
+    return _qdrant_snapshot.snapshot(ep, req, module.check_mode)
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not _qdrant.HAS_REQUESTS:
+    if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     params = dict(module.params)
     # Ansible prints module.params as the invocation (also at -vvv): the URLs go there without credentials, query
     # or fragment (a presigned location's signature); the module works with the real ones.
     for key in ("url", "location"):
         if params[key]:
-            module.params[key] = _qdrant.redact_url(params[key])
+            module.params[key] = redact_url(params[key])
     if params["source"] and params["source"].get("url"):
-        module.params["source"] = dict(params["source"], url=_qdrant.redact_url(params["source"]["url"]))
+        module.params["source"] = dict(params["source"], url=redact_url(params["source"]["url"]))
     try:
         result = run(module, params)
     except _qdrant.QdrantError as exc:

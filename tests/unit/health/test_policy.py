@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _health as h
+from ansible_collections.sophia.migrate.plugins.module_utils import _health_criteria, _health_rounds
 from ansible_collections.sophia.migrate.plugins.modules import health_gate
 from support.modules import run_module
 
@@ -41,19 +42,19 @@ def gate(outcomes_by_round, policy, latencies=None, baseline=None, base_outcomes
         clock.now += 0.01
         return h.Sample(probe["name"], outcome, latency_ms=lat, message="scripted")
 
-    orig = h.run_probe
-    h.run_probe = fake_run_probe
+    orig = _health_rounds.run_probe
+    _health_rounds.run_probe = fake_run_probe
     try:
         probes = [{"name": "cand", "type": "tcp", "timeout": 5}] + (
             [{"timeout": 5, **baseline["probe"]}] if baseline else []
         )
         # probes answer at once (spawned in line); waiting advances the simulated clock
-        return h.run_gate(
+        return _health_rounds.run_gate(
             probes, policy, None, None, clock=clock, sleep=clock.sleep, wall=clock, baseline=baseline,
             spawn=lambda task: task(), wait=clock.sleep,
         ), clock
     finally:
-        h.run_probe = orig
+        _health_rounds.run_probe = orig
 
 
 @pytest.mark.parametrize(
@@ -169,7 +170,7 @@ def test_baseline_error_ratio():
     ],
 )
 def test_conditions(sample, success, failure, outcome):
-    assert h.judge(sample, success, failure).outcome == outcome
+    assert _health_criteria.judge(sample, success, failure).outcome == outcome
 
 
 @pytest.mark.parametrize(

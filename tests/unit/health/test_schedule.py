@@ -13,6 +13,7 @@ import pytest
 from test_policy import gate
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _health as h
+from ansible_collections.sophia.migrate.plugins.module_utils import _health_rounds
 from ansible_collections.sophia.migrate.plugins.modules import health_gate
 from support.modules import run_module
 
@@ -31,9 +32,9 @@ def hanging_gate(monkeypatch, probes, policy, hang):
         time.sleep(hang(probe))
         return h.Sample(probe["name"], F, message=f"no answer within {probe['timeout']}s")
 
-    monkeypatch.setattr(h, "run_probe", fake_run_probe)
+    monkeypatch.setattr(_health_rounds, "run_probe", fake_run_probe)
     t0 = time.monotonic()
-    result = h.run_gate(probes, policy, None, None)
+    result = _health_rounds.run_gate(probes, policy, None, None)
     return result, time.monotonic() - t0, [s - t0 for s in starts]
 
 
@@ -67,8 +68,10 @@ def test_a_probe_that_raises_is_a_failed_sample(monkeypatch):
     def broken(probe, session, run_command):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(h, "run_probe", broken)
-    result = h.run_gate([{"name": "p", "type": "tcp", "timeout": 1}], h.Policy(interval=0, count=1), None, None)
+    monkeypatch.setattr(_health_rounds, "run_probe", broken)
+    result = _health_rounds.run_gate(
+        [{"name": "p", "type": "tcp", "timeout": 1}], h.Policy(interval=0, count=1), None, None
+    )
     assert result["verdict"] == "failed" and "probe error: RuntimeError" in result["reason"]
 
 

@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/_qdrant.py, the modules' input checks and the stand-in's spec validator (no servers)."""
+"""Unit tests of module_utils/_qdrant*.py, the modules' input checks and the stand-in's spec validator (no servers)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ import types
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _qdrant
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _files,
+    _http,
+    _qdrant,
+    _qdrant_compare,
+    _qdrant_compat,
+    _qdrant_download,
+    _qdrant_recover,
+)
 from ansible_collections.sophia.migrate.plugins.modules import qdrant_compare, qdrant_snapshot
 from support.modules import run_module
 
@@ -32,22 +40,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "standins
     ],
 )
 def test_version_compatibility(source, target, ok, text):
-    got, reason = _qdrant.version_compatible(source, target)
+    got, reason = _qdrant_compat.version_compatible(source, target)
     assert got is ok and text in reason
 
 
 def test_config_conflicts_name_the_difference():
     snap = {"params": {"vectors": {"text": {"size": 768, "distance": "Cosine"}}, "shard_number": 2}}
     same = {"params": {"vectors": {"text": {"size": 768, "distance": "Cosine", "on_disk": True}}, "shard_number": 2}}
-    assert _qdrant.config_conflicts(snap, same, "c") == []
+    assert _qdrant_compat.config_conflicts(snap, same, "c") == []
     other = {"params": {"vectors": {"text": {"size": 1024, "distance": "Cosine"}}, "sparse_vectors": {"bm25": {}}}}
-    reasons = _qdrant.config_conflicts(snap, other, "c")
+    reasons = _qdrant_compat.config_conflicts(snap, other, "c")
     assert "target vectors [text=1024 Cosine] differ from the snapshot's [text=768 Cosine]" in reasons[0]
     assert "sparse vectors ['bm25']" in reasons[1] and "target has 1 shard(s), the snapshot 2" in reasons[2]
 
 
 def test_redact_url_and_endpoint_checks():
-    assert _qdrant.redact_url("https://u:p@h.example:6333/x?token=1") == "https://h.example:6333/x"
+    assert _http.redact_url("https://u:p@h.example:6333/x?token=1") == "https://h.example:6333/x"
     with pytest.raises(_qdrant.QdrantError, match="must be an http"):
         _qdrant.Endpoint.from_params("url", {"url": "ftp://h"})
 
@@ -56,20 +64,20 @@ def test_search_equal_allows_ties_in_any_order():
     def p(i, s):
         return types.SimpleNamespace(id=i, score=s)
 
-    assert _qdrant.search_equal([p(1, 0.9), p(2, 0.5), p(3, 0.5)], [p(1, 0.9), p(3, 0.5), p(2, 0.5)])
-    assert _qdrant.search_equal([p(1, 0.9), p(2, 0.5)], [p(1, 0.9), p(7, 0.5)])  # cut tie group at the limit
-    assert not _qdrant.search_equal([p(1, 0.9), p(2, 0.5)], [p(2, 0.9), p(1, 0.5)])
+    assert _qdrant_compare.search_equal([p(1, 0.9), p(2, 0.5), p(3, 0.5)], [p(1, 0.9), p(3, 0.5), p(2, 0.5)])
+    assert _qdrant_compare.search_equal([p(1, 0.9), p(2, 0.5)], [p(1, 0.9), p(7, 0.5)])  # cut tie group at the limit
+    assert not _qdrant_compare.search_equal([p(1, 0.9), p(2, 0.5)], [p(2, 0.9), p(1, 0.5)])
 
 
 def test_id_order_numbers_before_uuids():
     ids = ["6f1c2b1e-0000-4000-8000-000000000000", 10, 2, "00000000-0000-4000-8000-000000000001"]
-    assert sorted(ids, key=_qdrant.id_key) == [2, 10, ids[3], ids[0]]
+    assert sorted(ids, key=_qdrant_compare.id_key) == [2, 10, ids[3], ids[0]]
 
 
 def test_config_diff_normalises_defaults():
     a = {"params": {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": None}}
     b = {"params": {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 1}}
-    assert _qdrant.config_diff(a, b, _qdrant.DEFAULT_CONFIG_KEYS) == []
+    assert _qdrant_compare.config_diff(a, b, _qdrant_compare.DEFAULT_CONFIG_KEYS) == []
 
 
 def test_read_snapshot_meta_and_sha256(tmp_path):
@@ -79,17 +87,20 @@ def test_read_snapshot_meta_and_sha256(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    assert _qdrant.read_snapshot_meta(str(path)) == {"config": {"params": {"shard_number": 1}}, "version": "1.19.0"}
-    assert _qdrant.sha256_file(str(path), 65536) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert _qdrant_compat.read_snapshot_meta(str(path)) == {
+        "config": {"params": {"shard_number": 1}},
+        "version": "1.19.0",
+    }
+    assert _files.sha256_file(str(path), 65536) == hashlib.sha256(path.read_bytes()).hexdigest()
     (tmp_path / "bad").write_bytes(b"not a tar")
     with pytest.raises(_qdrant.QdrantError, match="not a readable Qdrant snapshot"):
-        _qdrant.read_snapshot_meta(str(tmp_path / "bad"))
+        _qdrant_compat.read_snapshot_meta(str(tmp_path / "bad"))
 
 
 def test_multipart_body_streams_the_file(tmp_path):
     src = tmp_path / "a.snapshot"
     src.write_bytes(os.urandom(300_000))
-    body = _qdrant._MultipartBody(str(src), "BOUNDARY", chunk=65536)
+    body = _qdrant_recover._MultipartBody(str(src), "BOUNDARY", chunk=65536)
     data = b""
     while chunk := body.read(8192):
         data += chunk
@@ -172,10 +183,12 @@ def _records(ids):
 def test_prefetched_scroll_yields_every_point_in_order_and_digests_it():
     pytest.importorskip("qdrant_client")
     client = _PagedClient([_records(range(p * 3, p * 3 + 3)) for p in range(5)])
-    side = _qdrant._Side(_qdrant.Endpoint(label="source", url="http://q:6333", retries=0), client, "c", 3, depth=1)
+    side = _qdrant_compare._Side(
+        _qdrant.Endpoint(label="source", url="http://q:6333", retries=0), client, "c", 3, depth=1
+    )
     ids = [point[0] for point in side.points()]
     assert ids == list(range(15)) and side.count == 15 and side.ordered and client.calls == 5
-    again = _qdrant._Side(_qdrant.Endpoint(label="source", url="http://q:6333", retries=0), client, "c", 3)
+    again = _qdrant_compare._Side(_qdrant.Endpoint(label="source", url="http://q:6333", retries=0), client, "c", 3)
     client.calls = 0
     list(again.points())
     assert again.digest == side.digest != 0
@@ -184,7 +197,7 @@ def test_prefetched_scroll_yields_every_point_in_order_and_digests_it():
 def test_a_scroll_failing_in_the_fetch_thread_is_raised_to_the_caller_naming_the_server():
     pytest.importorskip("qdrant_client")
     client = _PagedClient([_records(range(p * 3, p * 3 + 3)) for p in range(5)], fail_on=3)
-    side = _qdrant._Side(_qdrant.Endpoint(label="target", url="http://k3s:30333", retries=0), client, "c", 3)
+    side = _qdrant_compare._Side(_qdrant.Endpoint(label="target", url="http://k3s:30333", retries=0), client, "c", 3)
     seen = []
     with pytest.raises(_qdrant.QdrantError, match=r"k3s:30333.*scrolling collection 'c'.*cannot reach"):
         for point in side.points():
@@ -195,7 +208,9 @@ def test_a_scroll_failing_in_the_fetch_thread_is_raised_to_the_caller_naming_the
 def test_a_scroll_left_early_stops_its_fetch_thread():
     pytest.importorskip("qdrant_client")
     client = _PagedClient([_records(range(p * 3, p * 3 + 3)) for p in range(50)])
-    side = _qdrant._Side(_qdrant.Endpoint(label="source", url="http://left-early:6333", retries=0), client, "c", 3)
+    side = _qdrant_compare._Side(
+        _qdrant.Endpoint(label="source", url="http://left-early:6333", retries=0), client, "c", 3
+    )
     points = side.points()
     next(points)
     points.close()  # what compare() does with the other side when one side fails
@@ -222,7 +237,7 @@ class _Disk:
 def test_the_flusher_syncs_every_window_while_writing_and_keeps_at_most_two_windows_unflushed():
     box: list = []
     disk = _Disk(box)
-    flusher = _qdrant._Flusher(-1, 4 << 20, sync=disk)
+    flusher = _qdrant_download._Flusher(-1, 4 << 20, sync=disk)
     box.append(flusher)
     behind = []
     for _mib in range(64):  # 64 MiB in 1 MiB writes
@@ -238,7 +253,7 @@ def test_the_flusher_syncs_every_window_while_writing_and_keeps_at_most_two_wind
 
 def test_a_failing_flush_is_raised_to_the_writer():
     box: list = []
-    flusher = _qdrant._Flusher(-1, 1 << 20, sync=_Disk(box, fail_after=1))
+    flusher = _qdrant_download._Flusher(-1, 1 << 20, sync=_Disk(box, fail_after=1))
     box.append(flusher)
     with pytest.raises(OSError, match="No space left"):
         for _mib in range(64):
@@ -247,7 +262,7 @@ def test_a_failing_flush_is_raised_to_the_writer():
 
 
 def test_flush_size_zero_starts_no_thread_and_flushes_nothing():
-    flusher = _qdrant._Flusher(-1, 0, sync=lambda fd: pytest.fail("flushed"))
+    flusher = _qdrant_download._Flusher(-1, 0, sync=lambda fd: pytest.fail("flushed"))
     flusher.wrote(1 << 30)
     flusher.close()
     assert flusher.syncs == 0 and flusher.thread is None
@@ -260,7 +275,7 @@ def test_a_flush_that_ends_after_the_file_restarted_from_zero_does_not_count_the
         started.set()
         release.wait(5)
 
-    flusher = _qdrant._Flusher(-1, 1 << 20, sync=slow)
+    flusher = _qdrant_download._Flusher(-1, 1 << 20, sync=slow)
     flusher.wrote(2 << 20)  # a flush of these 2 MiB starts and hangs
     assert started.wait(5)
     flusher.restart()  # meanwhile the server ignored Range: the file starts again from byte 0
