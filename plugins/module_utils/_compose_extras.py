@@ -1,10 +1,10 @@
-"""Compose constructs beyond the core translation in ``_compose``: ``include`` paths, long-syntax volume and tmpfs
-options, Swarm placement constraints, curl/wget healthcheck headers, NetworkPolicies from Compose networks, and the
-checks of generated objects that the API server makes but the JSON schema does not (IPs, DNS-1123 names, label
-values, port names).
+"""Compose constructs beyond the core loading and translation (``_compose_load``, ``_compose_translate*``): ``include``
+paths, long-syntax volume and tmpfs options, Swarm placement constraints, curl/wget healthcheck headers,
+NetworkPolicies from Compose networks, and the checks of generated objects that the API server makes but the JSON
+schema does not (IPs, DNS-1123 names, label values, port names).
 
 Pure functions: errors are returned as strings (or raised by the caller as ``ComposeError``), so this module does
-not import ``_compose``.
+not import the ``_compose_*`` modules.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ import ssl
 import typing as t
 import urllib.parse
 
-from ansible_collections.sophia.migrate.plugins.module_utils._nginx import _STOCK_INCLUDES as STOCK_INCLUDES
-from ansible_collections.sophia.migrate.plugins.module_utils._nginx import NginxConfigError, spans
+from ansible_collections.sophia.migrate.plugins.module_utils._nginx_parse import _STOCK_INCLUDES as STOCK_INCLUDES
+from ansible_collections.sophia.migrate.plugins.module_utils._nginx_parse import NginxConfigError, spans
 
 # the record of where a location pointed before its first edit (read back by nginx_routes)
 RECORD = "$sophia_migrate_compose_upstream"

@@ -275,12 +275,20 @@ import os
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _files, _k8s_validate
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _compose_load,
+    _compose_output,
+    _compose_translate,
+    _compose_translate_context,
+    _compose_values,
+    _files,
+    _k8s_validate,
+)
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
-def _options(p: dict) -> _compose.Options:
-    return _compose.Options(
+def _options(p: dict) -> _compose_translate_context.Options:
+    return _compose_translate_context.Options(
         namespace=p["namespace"], stateful=tuple(p["stateful"]), stateless=tuple(p["stateless"]),
         secret_env=tuple(p["secret_env"]), secret_patterns=tuple(p["secret_patterns"]), gpu_plan=p["gpu_plan"],
         gpu_count_all=p["gpu_count_all"], gpu_runtime_class=p["gpu_runtime_class"],
@@ -308,11 +316,11 @@ def _write(path: str, text: str) -> None:
 def _project_secrets(project: dict, p: dict) -> set[str]:
     """Values of secret variables and secret environment entries of a (partly) loaded project."""
     out = {v for k, v in (project.get("variables") or {}).items()
-           if v and _compose.is_secret_name(k, p["secret_patterns"], p["secret_env"])}
+           if v and _compose_values.is_secret_name(k, p["secret_patterns"], p["secret_env"])}
     for svc in (project.get("services") or {}).values():
         env = svc.get("environment") if isinstance(svc, dict) else None
         out |= {str(v) for k, v in (env or {}).items()
-                if v and _compose.is_secret_name(k, p["secret_patterns"], p["secret_env"])}
+                if v and _compose_values.is_secret_name(k, p["secret_patterns"], p["secret_env"])}
     return out
 
 
@@ -321,15 +329,16 @@ def run(module: AnsibleModule) -> dict:
     plain = {str(k): "" if v is None else str(v) for k, v in p["variables"].items()}
     hidden = {str(k): "" if v is None else str(v) for k, v in p["secret_variables"].items()}
     variables = {**plain, **hidden}
-    known = {v for k, v in variables.items() if v and _compose.is_secret_name(
+    known = {v for k, v in variables.items() if v and _compose_values.is_secret_name(
         k, p["secret_patterns"], p["secret_env"])} | {v for v in hidden.values() if v}
     project: dict = {}
     try:
-        project = _compose.load_project(p["src"], p["project_name"], p["profiles"], variables, p["project_dir"])
-        out = _compose.translate(project, _options(p))
-    except _compose.ComposeError as exc:
+        project = _compose_load.load_project(p["src"], p["project_name"], p["profiles"], variables, p["project_dir"])
+        out = _compose_translate.translate(project, _options(p))
+    except _compose_values.ComposeError as exc:
         # an error message may quote a value (a command line, an interpolated string): never a secret one
-        raise _compose.ComposeError(_compose.redact(str(exc), known | _project_secrets(project, p))) from None
+        raise _compose_values.ComposeError(
+            _compose_output.redact(str(exc), known | _project_secrets(project, p))) from None
     secrets = out.pop("secret_values") | known
     all_docs = [doc for name in sorted(out["objects"]) for doc in out["objects"][name]]
     result: dict = {"changed": False, "files": {}, "order": out["order"], "services": out["services"],
@@ -339,28 +348,28 @@ def run(module: AnsibleModule) -> dict:
             [(f"{d['kind']}/{d['metadata']['name']}", d) for d in all_docs], _k8s_validate.Schemas(), p["k8s_version"])
         result["validation"] = summary
         if summary["errors"]:
-            module.fail_json(msg=_compose.redact("compose_to_k8s: generated manifests do not validate: "
-                                                 + "; ".join(summary["errors"]), secrets),
-                             **_compose.redact(result, secrets))
+            module.fail_json(msg=_compose_output.redact("compose_to_k8s: generated manifests do not validate: "
+                                                        + "; ".join(summary["errors"]), secrets),
+                             **_compose_output.redact(result, secrets))
     diffs = []
     if p["dest"]:
         if not module.check_mode:
             os.makedirs(p["dest"], mode=0o700, exist_ok=True)
         for name in sorted(out["objects"]):
-            path = os.path.join(os.path.abspath(p["dest"]), f"{_compose.dns_name(name)}.yaml")
+            path = os.path.join(os.path.abspath(p["dest"]), f"{_compose_values.dns_name(name)}.yaml")
             result["files"][name] = path
-            text = _compose.dump(out["objects"][name])
+            text = _compose_output.dump(out["objects"][name])
             before = _read(path)
             if before == text:
                 continue
             result["changed"] = True
             diffs.append({"before_header": path, "after_header": path,
-                          "before": _compose.redact(before or "", secrets),
-                          "after": _compose.dump(_compose.redact(out["objects"][name], secrets))})
+                          "before": _compose_output.redact(before or "", secrets),
+                          "after": _compose_output.dump(_compose_output.redact(out["objects"][name], secrets))})
             if not module.check_mode:
                 _write(path, text)
     result["manifests"] = all_docs
-    result = _compose.redact(result, secrets)
+    result = _compose_output.redact(result, secrets)
     if module._diff and diffs:
         result["diff"] = diffs
     return result
@@ -382,13 +391,14 @@ def main() -> None:
             "stateless": {"type": "list", "elements": "str", "default": []},
             "secret_env": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "secret_patterns": {"type": "list", "elements": "str", "no_log": False,
-                                "default": list(_compose.DEFAULT_SECRET_PATTERNS)},
+                                "default": list(_compose_values.DEFAULT_SECRET_PATTERNS)},
             "gpu_plan": {"type": "dict", "default": {}},
             "gpu_count_all": {"type": "int", "default": 1},
             "gpu_runtime_class": {"type": "str", "default": "nvidia"},
-            "gpu_node_selector": {"type": "dict", "default": dict(_compose.DEFAULT_GPU_NODE_SELECTOR)},
+            "gpu_node_selector": {"type": "dict",
+                                  "default": dict(_compose_translate_context.DEFAULT_GPU_NODE_SELECTOR)},
             "gpu_tolerations": {"type": "list", "elements": "dict",
-                                "default": [dict(x) for x in _compose.DEFAULT_GPU_TOLERATIONS]},
+                                "default": [dict(x) for x in _compose_translate_context.DEFAULT_GPU_TOLERATIONS]},
             "volume_size": {"type": "str", "default": "1Gi"},
             "volume_sizes": {"type": "dict", "default": {}},
             "resource_overrides": {"type": "dict", "default": {}},
@@ -404,13 +414,13 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not _compose.HAS_YAML:
+    if not _compose_load.HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     if module.params["validate"] and not _k8s_validate.HAS_KUBERNETES_VALIDATE:
         module.fail_json(msg=missing_required_lib("kubernetes-validate"))
     try:
         module.exit_json(**run(module))
-    except (_compose.ComposeError, _k8s_validate.ManifestError) as exc:
+    except (_compose_values.ComposeError, _k8s_validate.ManifestError) as exc:
         module.fail_json(msg=f"compose_to_k8s: {exc}")
     except OSError as exc:
         module.fail_json(msg=f"compose_to_k8s: cannot write manifests to {module.params['dest']}: {exc}")

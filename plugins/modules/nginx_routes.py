@@ -190,12 +190,12 @@ rejected:
 
 import json
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx_parse, _nginx_routes
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 
 def run(params: dict) -> dict:
-    result = _nginx.parse_routes(params["path"], params["prefix"], params["include_root"], params["include_map"])
+    result = _nginx_routes.parse_routes(params["path"], params["prefix"], params["include_root"], params["include_map"])
     if params["hosts"]:
         wanted = {h.lower() for h in params["hosts"]}
         result["routes"] = [r for r in result["routes"] if r["host"] in wanted]
@@ -222,7 +222,7 @@ def main() -> None:
                              f"controller directories; not: {', '.join(json.dumps(str(k)) for k in bad)}")
     try:
         result = run(module.params)
-    except _nginx.NginxConfigError as exc:
+    except _nginx_parse.NginxConfigError as exc:
         module.fail_json(msg=f"nginx_routes: option 'path': {exc}")
     for entry in result["rejected"]:
         module.warn(f"nginx_routes: {entry['file']}:{entry['line']} ({entry['server']}): {entry['kind']} "

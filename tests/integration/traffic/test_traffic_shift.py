@@ -15,7 +15,7 @@ import urllib.request
 
 from traffic_support import Load, ShareWatcher, recap, run_playbook, shares_per_step, summary
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx_routes
 from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import RuntimeApi
 
 
@@ -72,7 +72,8 @@ def test_one_time_edge_change_is_validated_and_measured(stack):
     assert os.path.exists(stack["edge"].conf + "") and any(
         f.startswith("nginx.conf.") for f in os.listdir(os.path.dirname(stack["edge"].conf)))  # backup kept
     # the edited file still says where the route went before (ingress_certs reads the Compose routing from it)
-    (route,) = [r for r in _nginx.parse_routes(stack["edge"].conf)["routes"] if r["path"].startswith("/api/context")]
+    (route,) = [r for r in _nginx_routes.parse_routes(stack["edge"].conf)["routes"]
+                if r["path"].startswith("/api/context")]
     assert route["upstreams"] == [f"127.0.0.1:{stack['ports']['compose']}"]
     assert route["split_by"] == f"http://127.0.0.1:{stack['split']}"
     # the splitter moving (another address) moves proxy_pass only; the record of the Compose target stays

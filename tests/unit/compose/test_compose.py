@@ -1,4 +1,5 @@
-"""compose_to_k8s / _compose: corpus validation, golden files, GPU, probes, secrets, errors."""
+"""compose_to_k8s / _compose_load, _compose_translate*: corpus validation, golden files, GPU, probes, secrets,
+errors."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _k8s_validate
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _compose_load,
+    _compose_output,
+    _compose_translate,
+    _compose_translate_context,
+    _compose_values,
+    _k8s_validate,
+)
 from ansible_collections.sophia.migrate.plugins.modules import compose_to_k8s
 from support.figures import corpus_figure
 from support.modules import run_module
@@ -40,8 +48,8 @@ SPEC_SECRETS = ["sk_test_spec_0000000010", "quoted-token-0000000011", "spec-db-p
 
 
 def _translate(path, profiles=("*",), **opts):
-    project = _compose.load_project([path], profiles=profiles)
-    return _compose.translate(project, _compose.Options(**opts))
+    project = _compose_load.load_project([path], profiles=profiles)
+    return _compose_translate.translate(project, _compose_translate_context.Options(**opts))
 
 
 def _docs(out):
@@ -67,7 +75,7 @@ CORPUS_REFUSALS = {
 @pytest.mark.parametrize("path", [*CORPUS, SOPHIA, SPEC], ids=os.path.basename)
 def test_every_compose_file_translates_to_valid_manifests(path):
     if os.path.basename(path) in CORPUS_REFUSALS:
-        with pytest.raises(_compose.ComposeError, match=CORPUS_REFUSALS[os.path.basename(path)]):
+        with pytest.raises(_compose_values.ComposeError, match=CORPUS_REFUSALS[os.path.basename(path)]):
             _translate(path)
         return
     out = _translate(path)
@@ -78,7 +86,7 @@ def test_every_compose_file_translates_to_valid_manifests(path):
     assert summary["warnings"] == []
     # deterministic: a second translation dumps byte for byte the same
     again = _translate(path)
-    assert _compose.dump(_docs(again)) == _compose.dump(docs)
+    assert _compose_output.dump(_docs(again)) == _compose_output.dump(docs)
     # every workload has exactly one container named after the service
     for d in docs:
         if d["kind"] in ("Deployment", "StatefulSet"):
@@ -128,7 +136,7 @@ def test_golden_files(path, services):
     out = _translate(path, namespace="sophia" if path == SOPHIA else "default",
                      stateful=("redis", "qdrant") if path == SOPHIA else ())
     for service in services:
-        text = _normalise(_compose.dump(out["objects"][service]))
+        text = _normalise(_compose_output.dump(out["objects"][service]))
         golden = os.path.join(GOLDEN, f"{os.path.basename(os.path.dirname(path))}-{service}.yaml")
         if os.environ.get("UPDATE_GOLDEN"):
             with open(golden, "w", encoding="utf-8") as handle:
@@ -310,19 +318,19 @@ def test_deployment_with_named_volume_gets_pvc_and_recreate():
                                             ("1.5g", "1536Mi"), ("100k", "100Ki"), ("1000", "1000"),
                                             ("8073741824", "8073741824")])
 def test_memory_quantity(value, expected):
-    assert _compose.memory_quantity(value, "x") == expected
+    assert _compose_values.memory_quantity(value, "x") == expected
 
 
 @pytest.mark.parametrize("value,expected", [("1m30s", 90), ("10s", 10), ("500ms", 1), (5, 5), ("1h", 3600)])
 def test_duration(value, expected):
-    assert _compose.duration_seconds(value, "x") == expected
+    assert _compose_values.duration_seconds(value, "x") == expected
 
 
 def test_interpolation():
     env = {"A": "1", "EMPTY": ""}
-    assert _compose.interpolate("${A}-$A-${B:-d}-${EMPTY:-e}-${EMPTY-f}-$$A-${A:+set}", env) == "1-1-d-e--$A-set"
-    with pytest.raises(_compose.ComposeError, match="required variable B is missing: need B"):
-        _compose.interpolate({"image": "x:${B:?need B}"}, env)
+    assert _compose_load.interpolate("${A}-$A-${B:-d}-${EMPTY:-e}-${EMPTY-f}-$$A-${A:+set}", env) == "1-1-d-e--$A-set"
+    with pytest.raises(_compose_values.ComposeError, match="required variable B is missing: need B"):
+        _compose_load.interpolate({"image": "x:${B:?need B}"}, env)
 
 
 MALFORMED = [
@@ -354,8 +362,8 @@ MALFORMED = [
 def test_malformed_input_names_service_and_field(tmp_path, text, message):
     path = tmp_path / "compose.yaml"
     path.write_text(text)
-    with pytest.raises(_compose.ComposeError, match=message):
-        _compose.translate(_compose.load_project([str(path)]))
+    with pytest.raises(_compose_values.ComposeError, match=message):
+        _compose_translate.translate(_compose_load.load_project([str(path)]))
 
 
 # ----------------------------------------------------------------------------- the module
@@ -382,10 +390,10 @@ def test_module_writes_files_and_never_prints_secrets(tmp_path, capsys):
     assert "DATABASE_URL" in secret["data"] and "SOPHIA_REGION" not in secret["data"]
     redacted = next(d for d in result["manifests"]
                     if d["kind"] == "Secret" and d["metadata"]["name"] == "mcp-research-env")
-    assert set(redacted["data"].values()) == {_compose.REDACTED}
+    assert set(redacted["data"].values()) == {_compose_output.REDACTED}
     # the redis password is in redis' command line and healthcheck: redacted in the result, kept in the file
     redis = next(d for d in result["manifests"] if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "redis")
-    assert _compose.REDACTED in redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert _compose_output.REDACTED in redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "redis-test-sophia-0000007" in pathlib.Path(result["files"]["redis"]).read_text(encoding="utf-8")
     assert result["diff"] and all("redis-test-sophia-0000007" not in d["after"] for d in result["diff"])
     assert result["order"]["stateful"] == ["qdrant", "redis"]
@@ -459,8 +467,8 @@ COLLISIONS = [
 def test_names_that_map_to_one_kubernetes_object_are_refused(tmp_path, text, message):
     path = tmp_path / "compose.yaml"
     path.write_text(text)
-    with pytest.raises(_compose.ComposeError) as err:
-        _compose.translate(_compose.load_project([str(path)]))
+    with pytest.raises(_compose_values.ComposeError) as err:
+        _compose_translate.translate(_compose_load.load_project([str(path)]))
     assert message in str(err.value)
 
 
@@ -470,7 +478,7 @@ def test_shared_volumes_and_secrets_are_not_collisions(tmp_path):
                     "  a: {image: a, volumes: ['data:/d'], secrets: [tok, {source: tok, target: /etc/tok}]}\n"
                     "  b: {image: b, volumes: ['data:/d', 'data:/e'], secrets: [tok]}\n"
                     "volumes: {data: {}}\nsecrets: {tok: {content: t0ken-value}}\n")
-    out = _compose.translate(_compose.load_project([str(path)]))
+    out = _compose_translate.translate(_compose_load.load_project([str(path)]))
     pod = _pod(out, "a")
     assert [v["name"] for v in pod["volumes"]] == ["data", "secret-tok"]
     assert len(pod["containers"][0]["volumeMounts"]) == 3
@@ -499,12 +507,12 @@ PLAIN_NAMES = ["TOKENIZERS_PARALLELISM", "BYPASS_CACHE", "COMPASS_URL", "PASSENG
 
 @pytest.mark.parametrize("name", SECRET_NAMES)
 def test_default_secret_patterns_catch(name):
-    assert _compose.is_secret_name(name, _compose.DEFAULT_SECRET_PATTERNS, ())
+    assert _compose_values.is_secret_name(name, _compose_values.DEFAULT_SECRET_PATTERNS, ())
 
 
 @pytest.mark.parametrize("name", PLAIN_NAMES)
 def test_default_secret_patterns_leave_plain_names(name):
-    assert not _compose.is_secret_name(name, _compose.DEFAULT_SECRET_PATTERNS, ())
+    assert not _compose_values.is_secret_name(name, _compose_values.DEFAULT_SECRET_PATTERNS, ())
 
 
 def test_module_output_never_holds_secret_env_values(tmp_path, capsys):
@@ -534,7 +542,7 @@ def test_error_messages_never_quote_secret_values(tmp_path, capsys):
                         capsys)
     assert result["failed"] is True and "service redis: command: cannot split" in result["msg"]
     assert "hunter2-from-dotenv" not in json.dumps(result) and "given-secret-77" not in json.dumps(result)
-    assert _compose.REDACTED in result["msg"]
+    assert _compose_output.REDACTED in result["msg"]
 
 
 # ----------------------------------------------------------------------------- hostile files
@@ -582,9 +590,10 @@ def test_alias_bomb_is_refused_quickly(tmp_path):
     """9 lines that stand for 43 million strings: refused in well under the time a walk over them takes (~1 min)."""
     path = tmp_path / "compose.yaml"
     path.write_text(BILLION_LAUGHS)
-    script = ("import sys\nfrom ansible_collections.sophia.migrate.plugins.module_utils import _compose\n"
-              "try:\n    _compose.translate(_compose.load_project([sys.argv[1]]))\n"
-              "except _compose.ComposeError as exc:\n    print(exc)\n")
+    script = ("import sys\nfrom ansible_collections.sophia.migrate.plugins.module_utils import _compose_load, "
+              "_compose_translate, _compose_values\n"
+              "try:\n    _compose_translate.translate(_compose_load.load_project([sys.argv[1]]))\n"
+              "except _compose_values.ComposeError as exc:\n    print(exc)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([COLLECTIONS, os.environ.get("PYTHONPATH", "")])}
     try:
         res = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=10,
@@ -598,11 +607,11 @@ def test_alias_bomb_is_refused_quickly(tmp_path):
 def test_recursive_alias_and_deep_nesting_are_refused(tmp_path):
     path = tmp_path / "compose.yaml"
     path.write_text("x-loop: &loop [*loop]\nservices: {web: {image: a, command: *loop}}\n")
-    with pytest.raises(_compose.ComposeError, match="refers to a node that contains it"):
-        _compose.load_project([str(path)])
+    with pytest.raises(_compose_values.ComposeError, match="refers to a node that contains it"):
+        _compose_load.load_project([str(path)])
     path.write_text("services: {web: {image: a, command: " + "[" * 5000 + "]" * 5000 + "}}\n")
-    with pytest.raises(_compose.ComposeError, match="nested too deeply"):
-        _compose.load_project([str(path)])
+    with pytest.raises(_compose_values.ComposeError, match="nested too deeply"):
+        _compose_load.load_project([str(path)])
 
 
 def test_a_large_real_file_is_not_an_alias_bomb(tmp_path):
@@ -610,7 +619,7 @@ def test_a_large_real_file_is_not_an_alias_bomb(tmp_path):
                        for i in range(300))
     path = tmp_path / "compose.yaml"
     path.write_text("services:\n" + services)
-    assert len(_compose.load_project([str(path)])["services"]) == 300
+    assert len(_compose_load.load_project([str(path)])["services"]) == 300
 
 
 def test_resource_overrides_replace_measured_keys_and_never_the_gpu():
@@ -637,5 +646,5 @@ def test_resource_overrides_replace_measured_keys_and_never_the_gpu():
     ({"redis": {"requests": {"cpu": "1500m"}}}, "requests.cpu 1500m is above limits.cpu 1"),
 ])
 def test_resource_overrides_refused_before_anything_is_written(overrides, needle):
-    with pytest.raises(_compose.ComposeError, match=re.escape(needle)):
+    with pytest.raises(_compose_values.ComposeError, match=re.escape(needle)):
         _translate(SOPHIA, resource_overrides=overrides)

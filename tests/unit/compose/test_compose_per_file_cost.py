@@ -17,7 +17,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose
+from ansible_collections.sophia.migrate.plugins.module_utils import _compose_load, _compose_translate, _compose_values
 
 FIXTURES = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "compose"))
 FILES = sorted(glob.glob(os.path.join(FIXTURES, "**", "*.y*ml"), recursive=True))
@@ -41,7 +41,7 @@ def test_compose_files_are_parsed_by_libyaml(parsers):
     corpus = sorted(glob.glob(os.path.join(FIXTURES, "corpus", "docker-awesome-compose__*.yaml")))
     assert len(corpus) >= 10
     for path in corpus:
-        _compose.load_project([path])
+        _compose_load.load_project([path])
     assert parsers == ["libyaml"] * len(corpus)
 
 
@@ -67,10 +67,10 @@ def test_the_files_own_errors_keep_their_messages(tmp_path, text, message):
     path = tmp_path / "compose.yaml"
     path.write_text(text)
     if message is None:  # a repeated key: the later one wins, as with the Python parser
-        assert set(_compose.load_project([str(path)])["services"]) == {"db"}
+        assert set(_compose_load.load_project([str(path)])["services"]) == {"db"}
         return
-    with pytest.raises(_compose.ComposeError) as err:
-        _compose.load_project([str(path)])
+    with pytest.raises(_compose_values.ComposeError) as err:
+        _compose_load.load_project([str(path)])
     assert str(err.value).startswith(f"{path}: {message}")
 
 
@@ -101,7 +101,7 @@ def _corpus_names() -> set[str]:
 
 
 @pytest.mark.parametrize("patterns", [
-    _compose.DEFAULT_SECRET_PATTERNS, (), ("*",), ("DB_*", "*_TOKEN", "EXACT"), ("a.b", "x*y*z", "(", "[", "\\"),
+    _compose_values.DEFAULT_SECRET_PATTERNS, (), ("*",), ("DB_*", "*_TOKEN", "EXACT"), ("a.b", "x*y*z", "(", "[", "\\"),
 ], ids=["defaults", "none", "all", "custom", "regex-characters"])
 def test_secret_names_are_judged_as_pattern_by_pattern(patterns):
     names = _corpus_names()
@@ -109,12 +109,12 @@ def test_secret_names_are_judged_as_pattern_by_pattern(patterns):
     for explicit in ((), ("LOG_LEVEL",)):
         for name in names:
             expected = _reference_is_secret_name(name, patterns, explicit)
-            assert _compose.is_secret_name(name, list(patterns), explicit) is expected, (name, patterns)
+            assert _compose_values.is_secret_name(name, list(patterns), explicit) is expected, (name, patterns)
 
 
 def test_secret_patterns_are_compiled_once_per_list(capsys):
-    _compose._globs_regex.cache_clear()
+    _compose_values._globs_regex.cache_clear()
     for path in sorted(glob.glob(os.path.join(FIXTURES, "corpus", "docker-awesome-compose__*.yaml"))):
-        _compose.translate(_compose.load_project([path]))
-    info = _compose._globs_regex.cache_info()
+        _compose_translate.translate(_compose_load.load_project([path]))
+    info = _compose_values._globs_regex.cache_info()
     assert info.misses == 1 and info.hits > 100

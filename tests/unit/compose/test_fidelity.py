@@ -10,7 +10,12 @@ import textwrap
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _k8s_validate
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _compose_load,
+    _compose_translate,
+    _compose_translate_context,
+    _k8s_validate,
+)
 
 COMPOSE = """
 name: fid
@@ -89,8 +94,9 @@ def out(tmp_path_factory):
     root = tmp_path_factory.mktemp("fidelity")
     (root / "compose.yaml").write_text(textwrap.dedent(COMPOSE), encoding="utf-8")
     (root / "app.env").write_text("FROM_FILE=file\nFROM_FILE_OVERRIDDEN=file\n", encoding="utf-8")
-    project = _compose.load_project([str(root / "compose.yaml")], variables={"FROM_VARIABLES": "var", "PORT": "81"})
-    result = _compose.translate(project, _compose.Options())
+    project = _compose_load.load_project([str(root / "compose.yaml")],
+                                         variables={"FROM_VARIABLES": "var", "PORT": "81"})
+    result = _compose_translate.translate(project, _compose_translate_context.Options())
     docs = [d for name in sorted(result["objects"]) for d in result["objects"][name]]
     summary = _k8s_validate.validate_documents([(d["kind"], d) for d in docs], _k8s_validate.Schemas(), strict=True)
     assert summary["errors"] == []

@@ -9,7 +9,13 @@ import textwrap
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose, _k8s_validate
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _compose_load,
+    _compose_translate,
+    _compose_translate_context,
+    _compose_values,
+    _k8s_validate,
+)
 from ansible_collections.sophia.migrate.plugins.modules import compose_to_k8s
 from support.modules import run_module
 
@@ -24,8 +30,8 @@ def _write(tmp_path, text, name="compose.yaml"):
 
 
 def _translate(path, profiles=(), variables=None, **opts):
-    project = _compose.load_project([path], profiles=profiles, variables=variables)
-    return _compose.translate(project, _compose.Options(**opts))
+    project = _compose_load.load_project([path], profiles=profiles, variables=variables)
+    return _compose_translate.translate(project, _compose_translate_context.Options(**opts))
 
 
 def _docs(out):
@@ -62,8 +68,9 @@ services:
 
 def test_every_service_behind_an_inactive_profile_is_an_error_naming_the_profiles(tmp_path):
     path = _write(tmp_path, PROFILED)
-    with pytest.raises(_compose.ComposeError, match=r"no service is active: every service belongs to a profile "
-                                                    r"\(elasticsearch, opensearch, search\)"):
+    with pytest.raises(_compose_values.ComposeError,
+                       match=r"no service is active: every service belongs to a profile "
+                             r"\(elasticsearch, opensearch, search\)"):
         _translate(path)
     assert sorted(_translate(path, profiles=("search",))["services"]) == ["os"]
     assert sorted(_translate(path, profiles=("*",))["services"]) == ["es", "os"]
@@ -116,7 +123,7 @@ def test_include_resolves_relative_paths_from_the_included_file(tmp_path):
 def test_include_errors_are_clean(tmp_path, main, included, message):
     if included:
         _write(tmp_path, included, "other.yaml")
-    with pytest.raises(_compose.ComposeError, match=message):
+    with pytest.raises(_compose_values.ComposeError, match=message):
         _translate(_write(tmp_path, main))
 
 
@@ -134,7 +141,8 @@ volumes:
 
 
 def test_external_volume_is_refused_without_a_claim_naming_the_volume(tmp_path):
-    with pytest.raises(_compose.ComposeError, match=r"volume 'media' is external .* external_volumes: \{media: "):
+    with pytest.raises(_compose_values.ComposeError,
+                       match=r"volume 'media' is external .* external_volumes: \{media: "):
         _translate(_write(tmp_path, EXTERNAL))
 
 
@@ -194,8 +202,9 @@ def test_one_shot_services_become_jobs_never_always_restarting_deployments(tmp_p
 
 
 def test_one_shot_service_listed_as_stateful_is_refused(tmp_path):
-    with pytest.raises(_compose.ComposeError, match=r"service migrate: restart 'no': a one-shot service becomes a "
-                                                    r"Job, but the option stateful lists it"):
+    with pytest.raises(_compose_values.ComposeError,
+                       match=r"service migrate: restart 'no': a one-shot service becomes a "
+                             r"Job, but the option stateful lists it"):
         _translate(_write(tmp_path, ONESHOT), stateful=("migrate",))
 
 
@@ -308,13 +317,14 @@ def test_host_gateway_is_noted_not_emitted_as_an_ip(tmp_path):
      r"service app: image 'elasticsearch:' is not a valid image reference \(variables not set: STACK_VERSION"),
 ])
 def test_invalid_output_is_refused_before_the_api_server_sees_it(tmp_path, text, message):
-    with pytest.raises(_compose.ComposeError, match=message):
+    with pytest.raises(_compose_values.ComposeError, match=message):
         _translate(_write(tmp_path, text))
 
 
 def test_node_selector_values_are_checked(tmp_path):
     path = _write(tmp_path, "services: {app: {image: a, gpus: 1}}\n")
-    with pytest.raises(_compose.ComposeError, match=r"nodeSelector gpu='not a label value' is not a valid label"):
+    with pytest.raises(_compose_values.ComposeError,
+                       match=r"nodeSelector gpu='not a label value' is not a valid label"):
         _translate(path, gpu_node_selector={"gpu": "not a label value"})
 
 
@@ -384,7 +394,7 @@ def test_networks_become_network_policies_on_request(tmp_path):
 
 def test_undeclared_network_is_refused(tmp_path):
     path = _write(tmp_path, "services: {app: {image: a, networks: [ghost]}}\n")
-    with pytest.raises(_compose.ComposeError, match=r"service app: networks: 'ghost' is not declared"):
+    with pytest.raises(_compose_values.ComposeError, match=r"service app: networks: 'ghost' is not declared"):
         _translate(path, network_policies=True)
 
 
@@ -413,7 +423,7 @@ def test_module_writes_network_policies(tmp_path, capsys):
     ("services: {a: {image: x, profiles: test}}\n", r"service a: profiles: must be a list"),
 ])
 def test_malformed_new_constructs_fail_cleanly(tmp_path, text, message):
-    with pytest.raises(_compose.ComposeError, match=message):
+    with pytest.raises(_compose_values.ComposeError, match=message):
         _translate(_write(tmp_path, text), profiles=("*",), network_policies=True)
 
 

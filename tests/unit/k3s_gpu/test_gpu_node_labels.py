@@ -20,7 +20,7 @@ import pytest
 import yaml
 from ansible.plugins.filter.core import to_nice_yaml
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose
+from ansible_collections.sophia.migrate.plugins.module_utils import _compose_translate_context
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_schedule as ks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -67,8 +67,8 @@ def schedule(docs: list[dict], labels: dict[str, str], gpus: int = 3, replicas: 
 
 def gpu_workloads() -> list[dict]:
     """compose_to_k8s' GPU Deployment as the role renders it (nodeSelector, toleration, runtimeClassName)."""
-    pod = {"runtimeClassName": "nvidia", "nodeSelector": dict(_compose.DEFAULT_GPU_NODE_SELECTOR),
-           "tolerations": [dict(x) for x in _compose.DEFAULT_GPU_TOLERATIONS],
+    pod = {"runtimeClassName": "nvidia", "nodeSelector": dict(_compose_translate_context.DEFAULT_GPU_NODE_SELECTOR),
+           "tolerations": [dict(x) for x in _compose_translate_context.DEFAULT_GPU_TOLERATIONS],
            "containers": [{"name": "app", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
     return [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mcp-research", "namespace": "sophia"},
              "spec": {"replicas": 1, "template": {"spec": pod}}}]
@@ -112,7 +112,7 @@ def test_without_the_label_the_device_plugin_and_gpu_pods_cannot_schedule():
 def test_role_default_labels_cover_what_the_chart_and_compose_to_k8s_select():
     defaults = yaml.safe_load((ROOT / "roles" / "k3s_gpu" / "defaults" / "main.yml").read_text(encoding="utf-8"))
     labels = defaults["k3s_gpu_gpu_node_labels"]
-    assert _compose.DEFAULT_GPU_NODE_SELECTOR.items() <= labels.items()
+    assert _compose_translate_context.DEFAULT_GPU_NODE_SELECTOR.items() <= labels.items()
     assert schedule([device_plugin_manifest(), *gpu_workloads()], labels)["schedulable"]
     specs = yaml.safe_load((ROOT / "roles" / "k3s_gpu" / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
     assert specs["argument_specs"]["main"]["options"]["k3s_gpu_gpu_node_labels"]["default"] == labels

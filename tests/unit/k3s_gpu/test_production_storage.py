@@ -15,7 +15,11 @@ import yaml
 from ansible.plugins.filter.core import to_json
 from kubernetes.utils import parse_quantity
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _compose_load,
+    _compose_translate,
+    _compose_translate_context,
+)
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate as kv
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,8 +45,8 @@ def _inventory() -> dict:
 
 def _claims(inv: dict) -> list[tuple[str, str, str, float]]:
     """(namespace, claim name, storage class, requested bytes) of every claim the production render makes."""
-    project = _compose.load_project([str(SOPHIA)], profiles=inv["k8s_services_profiles"])
-    out = _compose.translate(project, _compose.Options(
+    project = _compose_load.load_project([str(SOPHIA)], profiles=inv["k8s_services_profiles"])
+    out = _compose_translate.translate(project, _compose_translate_context.Options(
         namespace=inv["sophia_k8s_namespace"], stateful=tuple(inv["k8s_services_stateful"]),
         volume_sizes=inv["k8s_services_volume_sizes"], storage_class=inv["k8s_services_storage_class"]))
     claims = []

@@ -13,7 +13,11 @@ import pytest
 import yaml
 from ansible.plugins.filter.core import to_nice_yaml
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _compose
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _compose_load,
+    _compose_translate,
+    _compose_translate_context,
+)
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_schedule as ks
 from ansible_collections.sophia.migrate.plugins.modules import k8s_schedulable
 from support.modules import run_module
@@ -29,8 +33,8 @@ def production_services() -> list[dict]:
     inv: dict = {}
     for name in ("main.yml", "k8s_services.yml"):
         inv.update(yaml.safe_load((INVENTORY / name).read_text(encoding="utf-8")))
-    project = _compose.load_project([str(SOPHIA)], profiles=inv["k8s_services_profiles"])
-    out = _compose.translate(project, _compose.Options(
+    project = _compose_load.load_project([str(SOPHIA)], profiles=inv["k8s_services_profiles"])
+    out = _compose_translate.translate(project, _compose_translate_context.Options(
         namespace=inv["sophia_k8s_namespace"], stateful=tuple(inv["k8s_services_stateful"]),
         volume_sizes=inv["k8s_services_volume_sizes"], storage_class=inv["k8s_services_storage_class"],
         gpu_plan=inv["k8s_services_gpu_plan"], gpu_runtime_class=k8s_services_default("gpu_runtime_class")))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx_ingress
 from ansible_collections.sophia.migrate.plugins.modules import nginx_routes
 from support.figures import corpus_figure
 from support.modules import run_module
@@ -54,8 +54,8 @@ def judge(result: dict) -> str:
     if not any(result.get(key) for key in REPORTED):
         return "silent-empty"
     for route in result["routes"]:
-        host, problem = _nginx.ingress_host(route["host"]) if route["host"] else ("", "")
-        if problem or host != route["host"] or _nginx.ingress_path_problem(route["path"]):
+        host, problem = _nginx_ingress.ingress_host(route["host"]) if route["host"] else ("", "")
+        if problem or host != route["host"] or _nginx_ingress.ingress_path_problem(route["path"]):
             return f"bad: route {route['host']!r} {route['path']!r}"
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", route["name"]) or len(route["name"]) > 63:
             return f"bad: route name {route['name']!r}"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx_ingress, _nginx_parse, _nginx_routes
 from ansible_collections.sophia.migrate.plugins.modules import nginx_routes
 from support.modules import run_module
 
@@ -17,7 +17,7 @@ SOPHIA = os.path.join(FIXTURES, "sophia", "nginx.conf")
 
 @pytest.fixture(scope="module")
 def sophia():
-    return _nginx.parse_routes(SOPHIA)
+    return _nginx_routes.parse_routes(SOPHIA)
 
 
 def by_name(result):
@@ -72,7 +72,7 @@ def test_unsupported_reported_with_file_line_context(sophia):
 
 
 def test_grafana_snippet_websocket_and_default_server():
-    result = _nginx.parse_routes(os.path.join(FIXTURES, "realworld", "grafana.conf"))
+    result = _nginx_routes.parse_routes(os.path.join(FIXTURES, "realworld", "grafana.conf"))
     routes = by_name(result)
     assert routes["default-grafana-api-live"]["websocket"] is True
     assert routes["default-grafana"]["websocket"] is False and routes["default-grafana"]["host"] == ""
@@ -81,7 +81,7 @@ def test_grafana_snippet_websocket_and_default_server():
 
 
 def test_jenkins_numbers_without_units_and_unsupported():
-    result = _nginx.parse_routes(os.path.join(FIXTURES, "realworld", "jenkins.conf"))
+    result = _nginx_routes.parse_routes(os.path.join(FIXTURES, "realworld", "jenkins.conf"))
     (route,) = result["routes"]
     assert route["timeouts"] == {"read": "90s", "send": "90s", "connect": "90s"} and route["websocket"] is True
     directives = [u["directive"].split()[0] for u in result["unsupported"]]
@@ -89,7 +89,7 @@ def test_jenkins_numbers_without_units_and_unsupported():
 
 
 def test_certbot_include_and_limits():
-    result = _nginx.parse_routes(os.path.join(FIXTURES, "realworld", "certbot", "nginx.conf"))
+    result = _nginx_routes.parse_routes(os.path.join(FIXTURES, "realworld", "certbot", "nginx.conf"))
     assert {r["path"] for r in result["routes"]} == {"/", "/api/", "/admin"}
     assert all(r["tls"] for r in result["routes"])
     directives = {u["directive"].split()[0] for u in result["unsupported"]}
@@ -106,19 +106,19 @@ def test_certbot_include_and_limits():
 def test_syntax_errors_name_file_and_line(tmp_path, text, fragment):
     conf = tmp_path / "bad.conf"
     conf.write_text(text)
-    with pytest.raises(_nginx.NginxConfigError, match=fragment) as err:
-        _nginx.parse_routes(str(conf))
+    with pytest.raises(_nginx_parse.NginxConfigError, match=fragment) as err:
+        _nginx_routes.parse_routes(str(conf))
     assert "bad.conf" in str(err.value)
 
 
 def test_include_missing_and_loop(tmp_path):
     (tmp_path / "a.conf").write_text("include b.conf;\n")
     (tmp_path / "b.conf").write_text("include a.conf;\n")
-    with pytest.raises(_nginx.NginxConfigError, match="include loop"):
-        _nginx.parse_routes(str(tmp_path / "a.conf"))
+    with pytest.raises(_nginx_parse.NginxConfigError, match="include loop"):
+        _nginx_routes.parse_routes(str(tmp_path / "a.conf"))
     (tmp_path / "c.conf").write_text("include nothere.conf;\n")
-    with pytest.raises(_nginx.NginxConfigError, match=r"nothere\.conf"):
-        _nginx.parse_routes(str(tmp_path / "c.conf"))
+    with pytest.raises(_nginx_parse.NginxConfigError, match=r"nothere\.conf"):
+        _nginx_routes.parse_routes(str(tmp_path / "c.conf"))
 
 
 def test_route_names_unique_and_bounded(tmp_path):
@@ -127,7 +127,7 @@ def test_route_names_unique_and_bounded(tmp_path):
         "server { server_name a.example; location /api-x { proxy_pass http://u:1; }"
         " location /api/x { proxy_pass http://u:1; } location = /api/x { proxy_pass http://u:2; }"
         f" location {long} {{ proxy_pass https://u; }} }}")
-    result = _nginx.parse_routes(str(tmp_path / "n.conf"))
+    result = _nginx_routes.parse_routes(str(tmp_path / "n.conf"))
     names = [r["name"] for r in result["routes"]]
     assert len(names) == len(set(names)) == 4
     assert all(len(n) <= 63 for n in names)
@@ -147,7 +147,7 @@ def test_module_filters_hosts_and_fails_cleanly(capsys, tmp_path):
 @pytest.mark.parametrize(("value", "expected"), [("90", 90), ("5s", 5), ("1h", 3600), ("1m30s", 90), ("500ms", 1),
                                                  ("bogus", 60)])
 def test_seconds(value, expected):
-    assert _nginx.seconds(value) == expected
+    assert _nginx_ingress.seconds(value) == expected
 
 
 def test_a_location_behind_the_splitter_is_read_from_its_recorded_target(tmp_path):
@@ -159,7 +159,7 @@ def test_a_location_behind_the_splitter_is_read_from_its_recorded_target(tmp_pat
     routes = {}
     for name, text in (("before", before), ("after", after)):
         (tmp_path / f"{name}.conf").write_text(text)
-        routes[name] = _nginx.parse_routes(str(tmp_path / f"{name}.conf"))
+        routes[name] = _nginx_routes.parse_routes(str(tmp_path / f"{name}.conf"))
     (b,), (a,) = routes["before"]["routes"], routes["after"]["routes"]
     assert a["upstreams"] == b["upstreams"] == ["mcp-context:8080"]
     assert (b["split_by"], a["split_by"]) == ("", "http://127.0.0.1:9103")
@@ -168,7 +168,7 @@ def test_a_location_behind_the_splitter_is_read_from_its_recorded_target(tmp_pat
     assert routes["after"]["unsupported"] == []  # the record is understood, not reported
     # any other `set` is still reported
     (tmp_path / "other.conf").write_text(after.replace("$sophia_migrate_compose_upstream", "$other"))
-    other = _nginx.parse_routes(str(tmp_path / "other.conf"))
+    other = _nginx_routes.parse_routes(str(tmp_path / "other.conf"))
     assert other["routes"][0]["upstreams"] == ["127.0.0.1:9103"]
     assert other["unsupported"][0]["directive"].startswith("set $other")
 
@@ -177,7 +177,7 @@ def test_a_broken_record_of_the_edge_edit_is_reported_by_name(tmp_path):
     (tmp_path / "n.conf").write_text("server { server_name a.example; location /api/x {"
                                      " set $sophia_migrate_compose_upstream mcp-x-8080;"
                                      " proxy_pass http://127.0.0.1:9102; } }")
-    result = _nginx.parse_routes(str(tmp_path / "n.conf"))
+    result = _nginx_routes.parse_routes(str(tmp_path / "n.conf"))
     assert result["routes"] == []  # no route from a target that cannot be read, and not the splitter either
     (problem,) = result["unsupported"]
     assert problem["directive"].startswith("set $sophia_migrate_compose_upstream")
@@ -188,7 +188,7 @@ HOSTILE = os.path.join(FIXTURES, "hostile", "nginx.conf")
 
 
 def test_hostile_names_and_paths_never_become_routes():
-    result = _nginx.parse_routes(HOSTILE)
+    result = _nginx_routes.parse_routes(HOSTILE)
     assert {(r["host"], r["path"]) for r in result["routes"]} == {
         ("ok.example.com", "/"), ("ok.example.com", "/api/"), ("*.wild.example.com", "/")}
     assert result["hosts"] == ["*.wild.example.com", "ok.example.com"]
@@ -217,7 +217,7 @@ def test_hostile_names_and_paths_never_become_routes():
     ("*.example.com", "*.example.com"), ("localhost", "localhost"), ("a" * 63 + ".example", "a" * 63 + ".example"),
 ])
 def test_valid_server_names(name, host):
-    assert _nginx.ingress_host(name) == (host, "")
+    assert _nginx_ingress.ingress_host(name) == (host, "")
 
 
 @pytest.mark.parametrize("name", [
@@ -226,20 +226,20 @@ def test_valid_server_names(name, host):
     "-lead.example", "trail-.example", "a" * 64 + ".example", ".".join(["a" * 60] * 5), "exämple.com", "a..b",
 ])
 def test_invalid_server_names(name):
-    host, problem = _nginx.ingress_host(name)
+    host, problem = _nginx_ingress.ingress_host(name)
     assert host == "" and problem
 
 
 @pytest.mark.parametrize("path", ["/", "/api/", "/api/v1", "/a-b_c.d~e", "/%20x", "/$1", "/a:b@c"])
 def test_valid_ingress_paths(path):
-    assert _nginx.ingress_path_problem(path) == ""
+    assert _nginx_ingress.ingress_path_problem(path) == ""
 
 
 @pytest.mark.parametrize("path", ["api", "", "/a b", "/a\tb", "/a\nb", "/a\rb", "/a\x07b", "/a\x7fb", "/é",
                                   "/a{b", "/a}b", "/a;b", "/a\\b", '/a"b', "/a'b", "//a", "/a/./b", "/a/../b",
                                   "/a%2fb", "/a%2Fb", "/a/.", "/a/..", "/a\u2028b"])
 def test_invalid_ingress_paths(path):
-    assert _nginx.ingress_path_problem(path)
+    assert _nginx_ingress.ingress_path_problem(path)
 
 
 def test_module_warns_about_and_fails_on_rejected(capsys):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx_parse, _nginx_routes
 from ansible_collections.sophia.migrate.plugins.modules import nginx_routes
 from support.modules import run_module
 
@@ -17,7 +17,7 @@ PRODUCTION = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "ng
 def parse(tmp_path, text, **kwargs):
     conf = tmp_path / "site.conf"
     conf.write_text(text)
-    return _nginx.parse_routes(str(conf), **kwargs)
+    return _nginx_routes.parse_routes(str(conf), **kwargs)
 
 
 def warnings_of(result):
@@ -191,7 +191,7 @@ def test_stream_blocks_are_reported_with_their_ports(tmp_path, capsys):
     ("upstream u {\n server a:1 {\n }\n}", 2, 'directive "server" is not terminated'),
 ])
 def test_syntax_errors_nginx_rejects_name_file_and_line(tmp_path, text, line, fragment):
-    with pytest.raises(_nginx.NginxConfigError, match=fragment) as err:
+    with pytest.raises(_nginx_parse.NginxConfigError, match=fragment) as err:
         parse(tmp_path, text)
     assert f"site.conf:{line}:" in str(err.value)
 
@@ -207,7 +207,7 @@ def test_module_fails_on_a_syntax_error_with_file_and_line(capsys, tmp_path):
 # --- production layout -----------------------------------------------------------------------------------------
 
 def test_production_nginx_proxy_layout():
-    result = _nginx.parse_routes(PRODUCTION)
+    result = _nginx_routes.parse_routes(PRODUCTION)
     routes = {(r["host"], r["path"]): r for r in result["routes"]}
     assert set(routes) == {("www.sophia-intel.ai", "/"), ("www.sophia-intel.ai", "/api/context/"),
                            ("www.sophia-intel.ai", "/api/research/"), ("api.sophia-intel.ai", "/mcp/context/"),
@@ -259,8 +259,8 @@ def test_lua_blocks_and_escaped_characters_are_read_as_nginx_reads_them(tmp_path
 def test_a_configuration_without_server_blocks_is_refused_not_an_empty_success(tmp_path, capsys):
     conf = tmp_path / "site.conf"
     conf.write_text("http {\n map $a $b { default 1; }\n include /nonexistent-sophia-test/sites-enabled/*;\n}\n")
-    with pytest.raises(_nginx.NginxConfigError, match="no server block") as err:
-        _nginx.parse_routes(str(conf))
+    with pytest.raises(_nginx_parse.NginxConfigError, match="no server block") as err:
+        _nginx_routes.parse_routes(str(conf))
     assert "/nonexistent-sophia-test/sites-enabled/*" in str(err.value)
     result = run_module(nginx_routes, {"path": str(conf)}, capsys)
     assert result["failed"] and "nothing to route" in result["msg"] and "option 'path'" in result["msg"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _nginx
+from ansible_collections.sophia.migrate.plugins.module_utils import _nginx_routes
 from ansible_collections.sophia.migrate.plugins.modules import nginx_edge
 from support.modules import run_module
 
@@ -122,9 +122,9 @@ def test_second_run_changes_nothing_and_a_new_splitter_keeps_the_first_record(ca
 
 
 def test_nginx_routes_reads_the_compose_upstream_back_after_the_edit(tree, capsys):
-    before = _nginx.parse_routes(str(tree / "nginx.conf"))
+    before = _nginx_routes.parse_routes(str(tree / "nginx.conf"))
     edge(capsys, tree)
-    after = _nginx.parse_routes(str(tree / "nginx.conf"))
+    after = _nginx_routes.parse_routes(str(tree / "nginx.conf"))
     assert _upstreams(after) == _upstreams(before)
 
 
