@@ -94,7 +94,6 @@ def token_problem(token: t.Any) -> str | None:
     return None
 
 
-
 def url_problem(option: str, url: t.Any) -> str | None:
     """Why ``url`` is not a usable http(s) URL for ``option`` (credentials redacted from the message), or None."""
     shown = redact_secrets(str(url))

@@ -76,8 +76,6 @@ def _reference_app(kind: str, value: str) -> str | None:
     return None
 
 
-
-
 def _reason(exc: OSError) -> str:
     return f"unreadable: {exc.strerror or exc.__class__.__name__}"
 

@@ -49,6 +49,7 @@ def volumes_not_backed_up(volumes: list[dict[str, t.Any]], declared: t.Any) -> l
     named = backup_names(declared)
     return [v for v in volumes if v.get("id") not in named and (v.get("name") or None) not in named]
 
+
 def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
     """What deleting the app destroys, as far as it is known (``unknown`` lists the gaps, volumes included)."""
     vols = info.get("volumes") or []
@@ -69,6 +70,7 @@ def what_will_be_lost(info: dict[str, t.Any]) -> dict[str, t.Any]:
         "secret_names": list(info.get("secret_names") or []),
         "unknown": list(info.get("incomplete") or []),
     }
+
 
 def assemble_probes(
     dns_results: list[dict[str, t.Any]], http_results: list[dict[str, t.Any]]

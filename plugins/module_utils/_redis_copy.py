@@ -266,4 +266,3 @@ def _copy_batch(src: Endpoint, sdb: t.Any, tgt: Endpoint, tdb: t.Any, db: int, k
         raise RedisMigrateError(f"{tgt.name}: RESTORE failed for {len(errors)} keys in db{db}, first "
                                 f"'{show_key(key)}': {exc}{hint}")
     return len(sent), skipped
-

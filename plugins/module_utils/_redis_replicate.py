@@ -489,4 +489,3 @@ def _wait_way_back(src: Endpoint, s: t.Any, timeout: float, poll: float, clock: 
             return {"source_role": si.get("role"), "master": f"{si.get('master_host')}:{si.get('master_port')}",
                     "master_link_status": si.get("master_link_status"), "seconds": round(clock() - start, 3)}
         sleep(pacer.pause())
-

@@ -35,7 +35,7 @@ def test_dump_preserves_types_and_ttls_and_resumes_from_the_ledger(servers, caps
     ep_t = _redis_client.Endpoint.from_params("target", tgt.conn())
     # an interrupted first run leaves its cursor in the ledger
     first = _redis_copy.dump_copy(ep_s, ep_t, batch_size=100, ledger_path=ledger, ledger_step="redis/dump",
-                             stop_after_batches=3)
+                                  stop_after_batches=3)
     assert first["interrupted"] is True and first["keys_copied"] > 0
     state = json.loads(pathlib.Path(ledger).read_text())["state"]["redis/dump"]
     assert state["cursor"] != 0 and state["copied"] == first["keys_copied"]

@@ -222,7 +222,7 @@ def test_module_argument_errors(args, message, capsys):
 def test_module_password_is_not_logged(monkeypatch, capsys):
     def refuse(ep: _redis_client.Endpoint, db: int = 0, socket_timeout: float = 30.0) -> t.NoReturn:
         raise _redis_client.RedisMigrateError(_redis_client.describe_error(ep, "connecting (PING)",
-                                                             redis.AuthenticationError("WRONGPASS")))
+                                                                           redis.AuthenticationError("WRONGPASS")))
 
     monkeypatch.setattr(_redis_client, "connect", refuse)
     result = run_module(redis_migrate, {"source": {"password": "hunter2-secret"}, "target": {}}, capsys)
@@ -362,5 +362,5 @@ def test_failover_to_a_replica_never_online_promotes_nothing():
     clock = Clock()
     with pytest.raises(_redis_client.RedisMigrateError, match=r"not online.*nothing was promoted"):
         _redis_replicate.cutover(SRC, src, TGT, tgt, _redis_replicate.ReplicateOptions(cutover=True, cutover_timeout=2),
-                       ("10.0.0.2", 6380), clock, clock.sleep)
+                                 ("10.0.0.2", 6380), clock, clock.sleep)
     assert tgt.role == "slave" and src.role == "master" and clock() >= 2
