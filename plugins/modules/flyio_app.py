@@ -235,7 +235,7 @@ import typing as t
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio, _http
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_api, _flyio_redact, _flyio_verdict, _http
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
@@ -254,8 +254,8 @@ ARGUMENT_SPEC = {
         "no_log": True,
         "fallback": (env_fallback, ["FLY_API_TOKEN", "FLY_ACCESS_TOKEN"]),
     },
-    "api_url": {"type": "str", "default": _flyio.DEFAULT_API_URL},
-    "graphql_url": {"type": "str", "default": _flyio.DEFAULT_GRAPHQL_URL},
+    "api_url": {"type": "str", "default": _flyio_api.DEFAULT_API_URL},
+    "graphql_url": {"type": "str", "default": _flyio_api.DEFAULT_GRAPHQL_URL},
     "validate_certs": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 30},
     "retries": {"type": "int", "default": 5},
@@ -263,7 +263,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
+def absent(client: _flyio_api.FlyClient, p: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
     """Plan, guard, delete, wait. Raises FlyError with a message that says what was (not) done."""
     name = p["name"]
     backup = p["backup"].strip() if isinstance(p["backup"], str) else p["backup"]
@@ -278,15 +278,15 @@ def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> d
     }
     try:
         info = client.app_info(name)
-    except _flyio.FlyError as exc:
+    except _flyio_api.FlyError as exc:
         raise type(exc)(f"{exc}; nothing was deleted", exc.status) from None
     if info["forbidden"]:
-        raise _flyio.FlyForbidden(f"{info.get('error')}; nothing was deleted", 403)
+        raise _flyio_api.FlyForbidden(f"{info.get('error')}; nothing was deleted", 403)
     if info["exists"] is False:
         return {**result, "msg": f"app '{name}' does not exist; nothing to do"}
-    lose = _flyio.what_will_be_lost(info)
+    lose = _flyio_verdict.what_will_be_lost(info)
     volumes = info.get("volumes")
-    missing = _flyio.volumes_not_backed_up(volumes, backup) if isinstance(volumes, list) else None
+    missing = _flyio_verdict.volumes_not_backed_up(volumes, backup) if isinstance(volumes, list) else None
     result.update(
         existed=True,
         will_lose=lose,
@@ -329,7 +329,7 @@ def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> d
         return {**result, "msg": f"deletion of '{name}' accepted (HTTP {status}); not waiting"}
     try:
         gone, polls = client.wait_gone(name, p["wait_timeout"], p["poll_interval"])
-    except _flyio.FlyError as exc:
+    except _flyio_api.FlyError as exc:
         raise _WaitTimeout(
             f"deletion of '{name}' was accepted (HTTP {status}) but waiting for it to be gone failed: {exc}", result
         ) from None
@@ -343,7 +343,7 @@ def absent(client: _flyio.FlyClient, p: dict[str, t.Any], check_mode: bool) -> d
     return {**result, "deleted": True, "msg": f"app '{name}' deleted (gone after {polls} poll(s))"}
 
 
-class _Refused(_flyio.FlyError):
+class _Refused(_flyio_api.FlyError):
     """A guard refused the deletion; ``result`` holds what was read (will_lose, volumes_not_backed_up)."""
 
     def __init__(self, message: str, result: dict[str, t.Any]):
@@ -351,7 +351,7 @@ class _Refused(_flyio.FlyError):
         self.result = result
 
 
-class _WaitTimeout(_flyio.FlyError):
+class _WaitTimeout(_flyio_api.FlyError):
     def __init__(self, message: str, result: dict[str, t.Any]):
         super().__init__(message)
         self.result = result
@@ -363,11 +363,11 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
     # credentials in a URL are masked wherever the module's result would show them (invocation included)
-    module.no_log_values.update(_flyio.url_secrets(p["api_url"]) | _flyio.url_secrets(p["graphql_url"]))
-    if not _flyio.valid_app_name(p["name"]):
+    module.no_log_values.update(_flyio_redact.url_secrets(p["api_url"]) | _flyio_redact.url_secrets(p["graphql_url"]))
+    if not _flyio_api.valid_app_name(p["name"]):
         module.fail_json(msg=f"flyio_app: option 'name': '{p['name']}' is not a Fly app name", changed=False)
     problems = [
-        f"option 'backup': {problem}" for problem in [_flyio.backup_declaration_problem(p["backup"])] if problem
+        f"option 'backup': {problem}" for problem in [_flyio_verdict.backup_declaration_problem(p["backup"])] if problem
     ]
     for option in ("wait_timeout", "poll_interval"):
         if p[option] < 0:
@@ -381,7 +381,7 @@ def main() -> None:
             changed=False,
         )
     try:
-        client = _flyio.FlyClient(
+        client = _flyio_api.FlyClient(
             p["api_token"],
             p["api_url"],
             p["graphql_url"],
@@ -395,7 +395,7 @@ def main() -> None:
         module.fail_json(msg=f"flyio_app: {exc}", **{**exc.result, "changed": True})
     except _Refused as exc:
         module.fail_json(msg=f"flyio_app: {exc}", **{**exc.result, "changed": False})
-    except _flyio.FlyError as exc:
+    except _flyio_api.FlyError as exc:
         msg = str(exc) if "nothing was deleted" in str(exc) else f"{exc}; nothing was deleted"
         module.fail_json(msg=f"flyio_app: {msg}", changed=False)
     module.exit_json(**result)

@@ -192,7 +192,7 @@ api_url:
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio, _http
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_api, _flyio_redact, _http
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
@@ -202,11 +202,13 @@ ARGUMENT_SPEC = {
         "no_log": True,
         "fallback": (env_fallback, ["FLY_API_TOKEN", "FLY_ACCESS_TOKEN"]),
     },
-    "api_url": {"type": "str", "default": _flyio.DEFAULT_API_URL},
-    "graphql_url": {"type": "str", "default": _flyio.DEFAULT_GRAPHQL_URL},
+    "api_url": {"type": "str", "default": _flyio_api.DEFAULT_API_URL},
+    "graphql_url": {"type": "str", "default": _flyio_api.DEFAULT_GRAPHQL_URL},
     "org": {"type": "str"},
     "apps": {"type": "list", "elements": "str", "default": []},
-    "include": {"type": "list", "elements": "str", "choices": list(_flyio.INCLUDE), "default": list(_flyio.INCLUDE)},
+    "include": {
+        "type": "list", "elements": "str", "choices": list(_flyio_api.INCLUDE), "default": list(_flyio_api.INCLUDE)
+    },
     "validate_certs": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 30},
     "retries": {"type": "int", "default": 5},
@@ -220,13 +222,13 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("requests"))
     p = module.params
     # credentials in a URL are masked wherever the module's result would show them (invocation included)
-    module.no_log_values.update(_flyio.url_secrets(p["api_url"]) | _flyio.url_secrets(p["graphql_url"]))
-    shown_url = _flyio.redact_secrets(p["api_url"])
-    bad = [a for a in p["apps"] if not _flyio.valid_app_name(a)]
+    module.no_log_values.update(_flyio_redact.url_secrets(p["api_url"]) | _flyio_redact.url_secrets(p["graphql_url"]))
+    shown_url = _flyio_redact.redact_secrets(p["api_url"])
+    bad = [a for a in p["apps"] if not _flyio_api.valid_app_name(a)]
     if bad:
         module.fail_json(msg=f"flyio_app_info: option 'apps': not a Fly app name: {', '.join(bad)}")
     try:
-        client = _flyio.FlyClient(
+        client = _flyio_api.FlyClient(
             p["api_token"],
             p["api_url"],
             p["graphql_url"],
@@ -235,8 +237,8 @@ def main() -> None:
             p["retries"],
             p["backoff"],
         )
-        result = _flyio.gather(client, p["apps"], p["org"], p["include"])
-    except _flyio.FlyError as exc:
+        result = _flyio_api.gather(client, p["apps"], p["org"], p["include"])
+    except _flyio_api.FlyError as exc:
         module.fail_json(msg=f"flyio_app_info: {exc}", api_url=shown_url)
     module.exit_json(changed=False, api_url=shown_url, **result)
 

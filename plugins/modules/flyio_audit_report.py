@@ -228,7 +228,7 @@ written_at:
 
 import os
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_api, _flyio_report, _flyio_verdict
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
@@ -262,7 +262,7 @@ INFO_LISTS = {
 def validate(p: dict) -> list[str]:
     """Every problem of the options, one message each (empty when they are usable)."""
     errors = []
-    bad = [a for a in p["apps"] if not _flyio.valid_app_name(a)]
+    bad = [a for a in p["apps"] if not _flyio_api.valid_app_name(a)]
     if bad:
         errors.append(f"option 'apps': not a Fly app name: {', '.join(bad)}")
     for i, info in enumerate(p["infos"] or []):
@@ -309,7 +309,7 @@ def validate(p: dict) -> list[str]:
         if d.get("name") is not None and not isinstance(d["name"], str):
             errors.append(f"option 'destroyed': entry {i}: 'name' must be an app name, got {d['name']!r:.80}")
     for app, declared in p["backups"].items():
-        problem = _flyio.backup_declaration_problem(declared)
+        problem = _flyio_verdict.backup_declaration_problem(declared)
         if problem:
             errors.append(f"option 'backups': {app}: {problem}")
     run_id = p["run_id"]
@@ -328,12 +328,12 @@ def main() -> None:
     errors = validate(p)
     if errors:
         module.fail_json(msg="flyio_audit_report: " + "; ".join(errors))
-    probes = _flyio.assemble_probes(p["dns_results"], p["http_results"])
+    probes = _flyio_verdict.assemble_probes(p["dns_results"], p["http_results"])
     destroyed = [d for d in p["destroyed"] if d.get("name")]
-    doc = _flyio.audit_report(
+    doc = _flyio_report.audit_report(
         list(p["apps"]),
         p["infos"],
-        _flyio.scan_for_report(p["scan"]),
+        _flyio_report.scan_for_report(p["scan"]),
         probes,
         p["backups"],
         destroyed,
@@ -347,8 +347,8 @@ def main() -> None:
     result = {"changed": False, "verdicts": doc["verdicts"], "counts": doc["counts"], "probes": probes, "paths": {}}
     if p["directory"]:
         try:
-            written = _flyio.sync_report(p["directory"], p["run_id"], doc, module.check_mode)
-        except _flyio.FlyError as exc:
+            written = _flyio_report.sync_report(p["directory"], p["run_id"], doc, module.check_mode)
+        except _flyio_api.FlyError as exc:
             module.fail_json(msg=f"flyio_audit_report: {exc}", **result)
         result.update(changed=written["changed"], paths=written["paths"], written_at=written["doc"]["written_at"])
         if module._diff:

@@ -188,7 +188,7 @@ apps_referenced:
   sample: [sophiaai-dashboard-v2, sophiaai-jobs-v2]
 """
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_scan
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 ARGUMENT_SPEC = {
@@ -213,7 +213,7 @@ def main() -> None:
     if errors:
         module.fail_json(msg="flyio_repo_scan: " + "; ".join(errors))
     try:
-        result = _flyio.scan_paths(list(p["paths"]), p["max_file_size"], p["max_line"])
+        result = _flyio_scan.scan_paths(list(p["paths"]), p["max_file_size"], p["max_line"])
     except OSError as exc:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         module.fail_json(msg=f"flyio_repo_scan: cannot read{where}: {exc.strerror or exc}", paths=p["paths"])

@@ -390,7 +390,13 @@ keys_per_second:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _redis_client,
+    _redis_copy,
+    _redis_rdb,
+    _redis_replicate,
+    _redis_verify,
+)
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 
 _CONN = {
@@ -410,8 +416,8 @@ _ADDR = {"host": {"type": "str", "required": True}, "port": {"type": "int", "def
 
 def run(module: AnsibleModule) -> dict:
     p = module.params
-    src = _redis.Endpoint.from_params("source", p["source"])
-    tgt = _redis.Endpoint.from_params("target", p["target"]) if p["target"] else None
+    src = _redis_client.Endpoint.from_params("source", p["source"])
+    tgt = _redis_client.Endpoint.from_params("target", p["target"]) if p["target"] else None
     if p["batch_size"] < 1:
         module.fail_json(msg=f"redis_migrate: option 'batch_size' must be at least 1, got {p['batch_size']}")
     if p["mode"] != "rdb" and tgt is None:
@@ -419,30 +425,30 @@ def run(module: AnsibleModule) -> dict:
     if p["mode"] == "rdb":
         if not p["dest"]:
             module.fail_json(msg="redis_migrate: option 'dest' is required when mode=rdb")
-        return _redis.rdb_backup(src, p["dest"], p["force"], module.check_mode)
+        return _redis_rdb.rdb_backup(src, p["dest"], p["force"], module.check_mode)
     if p["mode"] == "dump":
-        return _redis.dump_copy(src, tgt, p["databases"], p["batch_size"], p["replace"], p["overwrite_target"],
-                                p["ledger_path"], p["ledger_step"], module.check_mode)
+        return _redis_copy.dump_copy(src, tgt, p["databases"], p["batch_size"], p["replace"],
+                                     p["overwrite_target"], p["ledger_path"], p["ledger_step"], module.check_mode)
     if p["mode"] == "verify":
-        return _redis.verify(src, tgt, p["databases"], p["sample"], p["ttl_tolerance_ms"], p["max_differences"],
-                             p["batch_size"])
-    opts = _redis.ReplicateOptions(
+        return _redis_verify.verify(src, tgt, p["databases"], p["sample"], p["ttl_tolerance_ms"],
+                                    p["max_differences"], p["batch_size"])
+    opts = _redis_replicate.ReplicateOptions(
         cutover=p["cutover"], cutover_method=p["cutover_method"], way_back=p["way_back"],
         replicaof_host=(p["replicaof"] or {}).get("host"), replicaof_port=(p["replicaof"] or {}).get("port"),
         way_back_host=(p["way_back_address"] or {}).get("host"),
         way_back_port=(p["way_back_address"] or {}).get("port"),
         sync_timeout=p["sync_timeout"], cutover_timeout=p["cutover_timeout"], overwrite_target=p["overwrite_target"])
-    return _redis.replicate(src, tgt, opts, module.check_mode)
+    return _redis_replicate.replicate(src, tgt, opts, module.check_mode)
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "mode": {"type": "str", "choices": list(_redis.MODES), "default": "replicate"},
+            "mode": {"type": "str", "choices": list(_redis_client.MODES), "default": "replicate"},
             "source": {"type": "dict", "required": True, "options": _CONN},
             "target": {"type": "dict", "options": _CONN},
             "cutover": {"type": "bool", "default": False},
-            "cutover_method": {"type": "str", "choices": list(_redis.CUTOVER_METHODS), "default": "auto"},
+            "cutover_method": {"type": "str", "choices": list(_redis_replicate.CUTOVER_METHODS), "default": "auto"},
             "way_back": {"type": "bool", "default": True},
             "replicaof": {"type": "dict", "options": _ADDR},
             "way_back_address": {"type": "dict", "options": _ADDR},
@@ -463,11 +469,11 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not _redis.HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=_redis.REDIS_IMPORT_ERROR)
+    if not _redis_client.HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=_redis_client.REDIS_IMPORT_ERROR)
     try:
         result = run(module)
-    except _redis.RedisMigrateError as exc:
+    except _redis_client.RedisMigrateError as exc:
         module.fail_json(msg=f"redis_migrate: {exc}", **exc.facts)
     if result.get("verified") is False and module.params["fail_on_difference"]:
         module.fail_json(**{**result, "msg": f"redis_migrate: verify: {result['msg']}"})

@@ -7,7 +7,7 @@ import json
 from conftest import TOKEN
 from standins.fly_machines_standin import OpenApi, machine
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_api
 from ansible_collections.sophia.migrate.plugins.modules import flyio_app, flyio_app_info
 from support.modules import run_module
 
@@ -212,6 +212,6 @@ def test_client_sleeps_what_retry_after_says(legacy):
     legacy.rate_limited = 2
     legacy.retry_after = "7"
     slept = []
-    client = _flyio.FlyClient(TOKEN, legacy.url, legacy.graphql_url, retries=3, backoff=0.5, sleep=slept.append)
+    client = _flyio_api.FlyClient(TOKEN, legacy.url, legacy.graphql_url, retries=3, backoff=0.5, sleep=slept.append)
     assert client.get_app("sophiaai-jobs-v2")["name"] == "sophiaai-jobs-v2"
     assert slept == [7.0, 7.0]

@@ -11,7 +11,7 @@ import time
 import pytest
 from redis_migrate_support import load_all_types
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _ledger, _redis
+from ansible_collections.sophia.migrate.plugins.module_utils import _ledger, _redis_client, _redis_copy
 from ansible_collections.sophia.migrate.plugins.modules import redis_migrate
 from support.modules import run_module
 
@@ -51,9 +51,9 @@ def test_a_checkpoint_resumes_only_the_copy_that_wrote_it(servers, capsys, tmp_p
     other = servers(password="target-password")
     load_all_types(src.client(), 600)
     ledger = str(tmp_path / "ledger.json")
-    ep_s = _redis.Endpoint.from_params("source", src.conn())
-    ep_t = _redis.Endpoint.from_params("target", tgt.conn())
-    first = _redis.dump_copy(ep_s, ep_t, batch_size=50, ledger_path=ledger, stop_after_batches=2)
+    ep_s = _redis_client.Endpoint.from_params("source", src.conn())
+    ep_t = _redis_client.Endpoint.from_params("target", tgt.conn())
+    first = _redis_copy.dump_copy(ep_s, ep_t, batch_size=50, ledger_path=ledger, stop_after_batches=2)
     assert first["interrupted"] is True
     # the checkpoint names both servers and the run, in a ledger only its owner can read
     assert oct(os.stat(ledger).st_mode & 0o777) == "0o600"

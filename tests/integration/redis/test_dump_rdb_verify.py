@@ -11,7 +11,7 @@ import shutil
 import pytest
 from redis_migrate_support import MigrateRedis, load_all_types
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+from ansible_collections.sophia.migrate.plugins.module_utils import _redis_client, _redis_copy
 from ansible_collections.sophia.migrate.plugins.modules import redis_migrate
 from support.modules import run_module
 
@@ -31,11 +31,11 @@ def test_dump_preserves_types_and_ttls_and_resumes_from_the_ledger(servers, caps
     load_all_types(src.client(2), 60, prefix="db2")
     src.client().set("persistent", "no ttl")
     ledger = str(tmp_path / "ledger.json")
-    ep_s = _redis.Endpoint.from_params("source", src.conn())
-    ep_t = _redis.Endpoint.from_params("target", tgt.conn())
+    ep_s = _redis_client.Endpoint.from_params("source", src.conn())
+    ep_t = _redis_client.Endpoint.from_params("target", tgt.conn())
     # an interrupted first run leaves its cursor in the ledger
-    first = _redis.dump_copy(ep_s, ep_t, batch_size=100, ledger_path=ledger, ledger_step="redis/dump",
-                             stop_after_batches=3)
+    first = _redis_copy.dump_copy(ep_s, ep_t, batch_size=100, ledger_path=ledger, ledger_step="redis/dump",
+                                  stop_after_batches=3)
     assert first["interrupted"] is True and first["keys_copied"] > 0
     state = json.loads(pathlib.Path(ledger).read_text())["state"]["redis/dump"]
     assert state["cursor"] != 0 and state["copied"] == first["keys_copied"]
@@ -109,9 +109,9 @@ def test_verify_reports_each_kind_of_difference(servers, capsys):
     src = servers()
     tgt = servers()
     load_all_types(src.client(), 120)
-    ep_s = _redis.Endpoint.from_params("source", src.conn())
-    ep_t = _redis.Endpoint.from_params("target", tgt.conn())
-    _redis.dump_copy(ep_s, ep_t)
+    ep_s = _redis_client.Endpoint.from_params("source", src.conn())
+    ep_t = _redis_client.Endpoint.from_params("target", tgt.conn())
+    _redis_copy.dump_copy(ep_s, ep_t)
     t = tgt.client()
     t.set("k:0:6", "changed", keepttl=True)  # value
     t.delete("k:1:7")  # missing
@@ -139,8 +139,8 @@ def test_verify_reports_the_longest_server_block_per_batch(servers, capsys):
     src = servers()
     tgt = servers()
     load_all_types(src.client(), 600)
-    _redis.dump_copy(_redis.Endpoint.from_params("source", src.conn()),
-                     _redis.Endpoint.from_params("target", tgt.conn()))
+    _redis_copy.dump_copy(_redis_client.Endpoint.from_params("source", src.conn()),
+                          _redis_client.Endpoint.from_params("target", tgt.conn()))
     for srv in (src, tgt):
         srv.client().config_set("slowlog-log-slower-than", 0)
         srv.client().config_set("slowlog-max-len", 10000)

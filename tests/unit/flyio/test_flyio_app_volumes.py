@@ -12,7 +12,7 @@ import typing as t
 import pytest
 from standins.fly_machines_standin import FlyMachinesStandin, OpenApi, machine, volume
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_answers, _flyio_verdict
 from ansible_collections.sophia.migrate.plugins.modules import flyio_app, flyio_app_info, flyio_audit_report
 from support.modules import run_module
 
@@ -55,7 +55,7 @@ def record(fly: FlyMachinesStandin, key: str) -> None:
 # --- the recorded answers and the OpenAPI document -----------------------------------------------------------
 def test_volume_properties_are_those_of_the_openapi_document():
     schema = OpenApi().resolve({"$ref": "#/components/schemas/Volume"})
-    assert {k: v["type"] for k, v in schema["properties"].items()} == _flyio.VOLUME_PROPERTIES
+    assert {k: v["type"] for k, v in schema["properties"].items()} == _flyio_answers.VOLUME_PROPERTIES
 
 
 @pytest.mark.parametrize("key", sorted(k for k, v in ANSWERS.items() if "openapi_valid" in v))
@@ -212,7 +212,7 @@ def test_app_404_with_the_fly_error_body_is_gone(fly, capsys):
     ],
 )
 def test_fly_error_body(body, fly):
-    assert _flyio.fly_error_body(body) is fly
+    assert _flyio_answers.fly_error_body(body) is fly
 
 
 # --- verdicts --------------------------------------------------------------------------------------------------
@@ -234,7 +234,8 @@ VOLS = [{"id": "vol_1", "name": "data", "size_gb": 3}, {"id": "vol_2", "name": "
 )
 def test_verdict_needs_every_volume_named(volumes, declared, verdict, reason):
     info = {"name": "a", "exists": True, "forbidden": False, "machines": [], "volumes": volumes, "incomplete": []}
-    judged = _flyio.judge_app(info, "a", {"files_scanned": 1}, None, {"a": declared} if declared is not None else {})
+    judged = _flyio_verdict.judge_app(info, "a", {"files_scanned": 1}, None,
+                                      {"a": declared} if declared is not None else {})
     assert judged["verdict"] == verdict, judged["reasons"]
     if reason:
         assert any(reason in r for r in judged["reasons"]), judged["reasons"]

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_scan
 from ansible_collections.sophia.migrate.plugins.modules import flyio_audit_report, flyio_repo_scan
 from support.modules import run_module
 
@@ -44,7 +44,7 @@ def info(**kw):
 def test_scan_module_returns_what_scan_paths_finds(tree, capsys, check_mode):
     result = run_module(flyio_repo_scan, {"paths": [str(tree), str(tree / "nope")]}, capsys, check_mode=check_mode)
     assert result["changed"] is False and not result.get("failed")
-    expected = _flyio.scan_paths([str(tree), str(tree / "nope")])
+    expected = _flyio_scan.scan_paths([str(tree), str(tree / "nope")])
     assert result["references"] == expected["references"]
     assert result["fly_tomls"] == expected["fly_tomls"]
     assert result["files_scanned"] == expected["files_scanned"] > 0
@@ -173,7 +173,7 @@ def test_report_module_takes_a_registered_scan_result(tree, tmp_path, capsys):
     assert jobs["verdict"] == "gone" and "reference(s) remain" in jobs["notes"][0]
     doc = json.loads((tmp_path / "reports" / "r1" / "flyio_audit.json").read_text())
     # the report's scan section is the scan_paths result, without the task result's keys
-    assert doc["scan"] == _flyio.scan_paths([str(tree)])
+    assert doc["scan"] == _flyio_scan.scan_paths([str(tree)])
 
 
 def test_report_module_empty_scan_blocks_safe_apps(capsys):

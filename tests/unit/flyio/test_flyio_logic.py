@@ -8,7 +8,12 @@ import shutil
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _flyio_api,
+    _flyio_report,
+    _flyio_scan,
+    _flyio_verdict,
+)
 from ansible_collections.sophia.migrate.plugins.modules import flyio_app, flyio_app_info
 from support.modules import run_module
 
@@ -26,12 +31,12 @@ FIXTURE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "f
     ],
 )
 def test_auth_header_forms(token, header):
-    assert _flyio.auth_header(token) == header
+    assert _flyio_api.auth_header(token) == header
 
 
 def test_empty_token_is_a_clear_error():
-    with pytest.raises(_flyio.FlyError, match="api_token"):
-        _flyio.auth_header("  ")
+    with pytest.raises(_flyio_api.FlyError, match="api_token"):
+        _flyio_api.auth_header("  ")
 
 
 @pytest.fixture
@@ -51,7 +56,7 @@ def by_location(result):
 
 
 def test_scan_reports_every_reference_with_file_and_line(tree):
-    result = _flyio.scan_paths([str(tree)])
+    result = _flyio_scan.scan_paths([str(tree)])
     result["_root"] = str(tree)
     refs = by_location(result)
     expected = {
@@ -87,7 +92,7 @@ def test_scan_reports_every_reference_with_file_and_line(tree):
 
 
 def test_scan_ignores_git_binary_and_non_fly_hosts(tree):
-    result = _flyio.scan_paths([str(tree)])
+    result = _flyio_scan.scan_paths([str(tree)])
     files = {os.path.relpath(r["file"], tree) for r in result["references"]}
     assert not any(f.startswith(".git/") for f in files)
     assert "assets/logo.png" not in files
@@ -98,7 +103,7 @@ def test_scan_ignores_git_binary_and_non_fly_hosts(tree):
 
 
 def test_scan_lists_missing_paths(tmp_path):
-    result = _flyio.scan_paths([str(tmp_path / "nope")])
+    result = _flyio_scan.scan_paths([str(tmp_path / "nope")])
     assert result["missing_paths"] == [str(tmp_path / "nope")] and result["references"] == []
 
 
@@ -177,7 +182,7 @@ def info(**kw):
     ],
 )
 def test_verdicts(app_info, scan, probe, backups, verdict, reason):
-    judged = _flyio.judge_app(app_info, "a", scan, probe, backups)
+    judged = _flyio_verdict.judge_app(app_info, "a", scan, probe, backups)
     assert judged["verdict"] == verdict
     if reason:
         assert any(reason in r for r in judged["reasons"]), judged["reasons"]
@@ -187,7 +192,7 @@ def test_verdicts(app_info, scan, probe, backups, verdict, reason):
 
 def test_gone_app_keeps_leftover_references_as_notes():
     scan = {**SCAN, "references": [{"app": "a", "location": "f:1", "kind": "k", "value": "v"}]}
-    judged = _flyio.judge_app(info(exists=False), "a", scan, None, {})
+    judged = _flyio_verdict.judge_app(info(exists=False), "a", scan, None, {})
     assert judged["verdict"] == "gone" and "1 reference(s) remain" in judged["notes"][0]
 
 
@@ -197,7 +202,7 @@ def test_probes_are_assembled_from_dns_and_uri_results():
         {"host": "b.fly.dev", "addresses": [], "errors": ["A: NXDOMAIN (the name does not exist)"]},
     ]
     http = [{"item": dns[0], "status": 301, "url": "https://a.fly.dev:443/"}, {"item": dns[1], "skipped": True}]
-    probes = _flyio.assemble_probes(dns, http)
+    probes = _flyio_verdict.assemble_probes(dns, http)
     assert probes[0] == {
         "app": "a",
         "host": "a.fly.dev",
@@ -211,7 +216,7 @@ def test_probes_are_assembled_from_dns_and_uri_results():
 
 
 def test_report_written_as_json_and_markdown(tmp_path):
-    doc = _flyio.audit_report(
+    doc = _flyio_report.audit_report(
         ["a", "b"],
         [info(), info(name="b", exists=False)],
         SCAN,
@@ -226,18 +231,18 @@ def test_report_written_as_json_and_markdown(tmp_path):
         [],
     )
     assert [v["verdict"] for v in doc["verdicts"]] == ["gone", "gone"]
-    paths = _flyio.write_report(str(tmp_path), "r1", doc)
+    paths = _flyio_report.write_report(str(tmp_path), "r1", doc)
     with open(paths["json"], encoding="utf-8") as handle:
         assert json.load(handle)["counts"]["gone"] == 2
     with open(paths["markdown"], encoding="utf-8") as handle:
         text = handle.read()
     assert "| a | **gone** |" in text and "Destroyed in this run" in text
-    assert _flyio.write_report(str(tmp_path / "other"), "r1", doc, check_mode=True)
+    assert _flyio_report.write_report(str(tmp_path / "other"), "r1", doc, check_mode=True)
     assert not (tmp_path / "other").exists()
 
 
 def test_what_will_be_lost():
-    lost = _flyio.what_will_be_lost(
+    lost = _flyio_verdict.what_will_be_lost(
         info(
             volumes=[{"id": "v", "name": "d", "size_gb": 5, "attached_machine_id": "m"}],
             certificates=[{"hostname": "x.example"}],

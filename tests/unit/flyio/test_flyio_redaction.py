@@ -12,12 +12,12 @@ import stat
 
 import pytest
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_redact, _flyio_report, _flyio_verdict
 from ansible_collections.sophia.migrate.plugins.modules import flyio_audit_report, flyio_repo_scan
 from support.modules import run_module
 
 FIXTURE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "flyio", "repo"))
-R = "REDACTED"  # _flyio.REDACTED
+R = "REDACTED"  # _flyio_redact.REDACTED
 
 # Fake secrets, built so that no committed line looks like a real token.
 PASSWORD = "Hunter2-" + "pw-" + "7f3a9c"
@@ -111,10 +111,10 @@ SECRETS = [
     ],
 )
 def test_redaction_of_each_shape(line, secret, kept):
-    out = _flyio.redact_secrets(line)
+    out = _flyio_redact.redact_secrets(line)
     assert secret not in out
     assert kept in out, out
-    assert _flyio.redact_secrets(out) == out  # idempotent
+    assert _flyio_redact.redact_secrets(out) == out  # idempotent
 
 
 @pytest.mark.parametrize(
@@ -134,12 +134,12 @@ def test_redaction_of_each_shape(line, secret, kept):
     ],
 )
 def test_what_is_not_a_secret_is_left_alone(line):
-    assert _flyio.redact_secrets(line) == line
+    assert _flyio_redact.redact_secrets(line) == line
 
 
 def test_redact_value_walks_structures_and_keeps_keys():
     doc = {"password": f"x://u:{PASSWORD}@h", "list": [f"token={QUERY_TOKEN}", 3, None], "n": 1}
-    out = _flyio.redact_value(doc)
+    out = _flyio_redact.redact_value(doc)
     assert PASSWORD not in json.dumps(out) and QUERY_TOKEN not in json.dumps(out)
     assert set(out) == {"password", "list", "n"} and out["list"][1:] == [3, None] and out["n"] == 1
 
@@ -327,10 +327,10 @@ def test_unreadable_directory_and_file_are_reported_and_block(tmp_path, capsys):
     assert not result.get("failed"), result.get("msg")
     reasons = {s["file"]: s["reason"] for s in result["skipped_files"]}
     assert reasons[locked].startswith("unreadable: ") and reasons["/proc/self/mem"].startswith("unreadable: ")
-    judged = _flyio.judge_app(
+    judged = _flyio_verdict.judge_app(
         {"exists": True, "machines": [], "volumes": [], "incomplete": []},
         "a",
-        _flyio.scan_for_report(result),
+        _flyio_report.scan_for_report(result),
         None,
         {},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _flyio
+from ansible_collections.sophia.migrate.plugins.module_utils import _flyio_scan
 from ansible_collections.sophia.migrate.plugins.modules import flyio_repo_scan
 from support.modules import run_module
 
@@ -52,7 +52,7 @@ def tree(tmp_path):
 
 def test_configs_named_in_workflows_and_toml_with_a_top_level_app(tmp_path):
     root = tree(tmp_path)
-    result = _flyio.scan_paths([str(root)])
+    result = _flyio_scan.scan_paths([str(root)])
     apps = {os.path.relpath(t["file"], root): t["app"] for t in result["fly_tomls"]}
     assert apps == {"fly-danger.toml": "danger-app", "deploy/production.cfg": "billing-prod",
                     "ops/staging.conf": "billing-staging", "worker.conf": "billing-worker",
@@ -69,7 +69,7 @@ def test_configs_named_in_workflows_and_toml_with_a_top_level_app(tmp_path):
 
 def test_what_cannot_be_read_as_a_fly_config_is_noted_never_a_crash(tmp_path):
     root = tree(tmp_path)
-    result = _flyio.scan_paths([str(root)])
+    result = _flyio_scan.scan_paths([str(root)])
     notes = {os.path.relpath(n["file"], root) + ":" + str(n["line"]): n["reason"] for n in result["notes"]}
     assert "not valid TOML" in notes["broken.toml:None"]
     assert "not UTF-8" in notes["latin1.toml:None"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from test_redis_migrate_unit import SRC, TGT, Clock, FakeServer, _patch_connect
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+from ansible_collections.sophia.migrate.plugins.module_utils import _redis_client, _redis_copy, _redis_replicate
 
 SOURCE = {"address": "10.0.0.1:6379", "run_id": "a" * 40, "master_replid": "b" * 40}
 TARGET = {"address": "10.0.0.2:6380", "run_id": "c" * 40, "master_replid": "d" * 40}
@@ -16,7 +16,7 @@ GOOD = {"db": 0, "cursor": 448, "copied": 300, "skipped": 0, "databases": [0, 2]
 
 
 def test_a_checkpoint_of_this_copy_matches():
-    assert _redis.checkpoint_mismatches(GOOD, SOURCE, TARGET, [0, 2]) == []
+    assert _redis_copy.checkpoint_mismatches(GOOD, SOURCE, TARGET, [0, 2]) == []
 
 
 @pytest.mark.parametrize(("checkpoint", "expected"), [
@@ -35,13 +35,13 @@ def test_a_checkpoint_of_this_copy_matches():
     ([1, 2], "it is not a checkpoint of this module (list)"),
 ])
 def test_a_checkpoint_of_another_copy_is_refused_naming_the_mismatch(checkpoint, expected):
-    problems = _redis.checkpoint_mismatches(checkpoint, SOURCE, TARGET, [0, 2])
+    problems = _redis_copy.checkpoint_mismatches(checkpoint, SOURCE, TARGET, [0, 2])
     assert any(expected in p for p in problems), problems
 
 
 def test_every_mismatch_is_listed():
     stale = {**GOOD, "source": {**SOURCE, "address": "10.9.9.9:6379"}, "target": {**TARGET, "run_id": "0"}}
-    problems = _redis.checkpoint_mismatches(stale, SOURCE, TARGET, [0, 2])
+    problems = _redis_copy.checkpoint_mismatches(stale, SOURCE, TARGET, [0, 2])
     assert len(problems) == 2 and problems[0].startswith("source address") and problems[1].startswith("target run_id")
 
 
@@ -49,7 +49,8 @@ def _cutover(monkeypatch, src: FakeServer, tgt: FakeServer, **opts):
     tgt.upstream = src
     _patch_connect(monkeypatch, src, tgt)
     clock = Clock()
-    return _redis.replicate(SRC, TGT, _redis.ReplicateOptions(cutover=True, **opts), clock=clock, sleep=clock.sleep)
+    return _redis_replicate.replicate(SRC, TGT, _redis_replicate.ReplicateOptions(cutover=True, **opts), clock=clock,
+                                      sleep=clock.sleep)
 
 
 def test_masterauth_the_user_configured_on_the_target_is_put_back_after_the_cutover(monkeypatch):
@@ -89,7 +90,8 @@ def test_a_failed_cutover_leaves_the_source_without_the_targets_password(monkeyp
     src, tgt = FakeServer(offset=900), FakeServer(role="slave", offset=100, follows=False)
     tgt.master, tgt.link = ("10.0.0.1", 6379), "up"
     clock = Clock()
-    with pytest.raises(_redis.RedisMigrateError, match="nothing was promoted"):
-        _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover_timeout=2, cutover_method="pause"),
-                       ("10.0.0.2", 6380), clock, clock.sleep)
+    with pytest.raises(_redis_client.RedisMigrateError, match="nothing was promoted"):
+        _redis_replicate.cutover(SRC, src, TGT, tgt,
+                                 _redis_replicate.ReplicateOptions(cutover_timeout=2, cutover_method="pause"),
+                                 ("10.0.0.2", 6380), clock, clock.sleep)
     assert src.role == "master" and src.config["masterauth"] == ""

@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/_redis.py and the redis_migrate module (no servers: fakes and byte streams)."""
+"""Unit tests of module_utils/_redis_*.py and the redis_migrate module (no servers: fakes and byte streams)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import typing as t
 import pytest
 import redis
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _redis
+from ansible_collections.sophia.migrate.plugins.module_utils import (
+    _redis_client,
+    _redis_rdb,
+    _redis_replicate,
+    _redis_verify,
+)
 from ansible_collections.sophia.migrate.plugins.modules import redis_migrate
 from support.modules import run_module
 
@@ -71,12 +76,13 @@ class Clock:
         self.now += seconds
 
 
-SRC = _redis.Endpoint(label="source", host="10.0.0.1", port=6379, password="x")
-TGT = _redis.Endpoint(label="target", host="10.0.0.2", port=6380, password="y")
+SRC = _redis_client.Endpoint(label="source", host="10.0.0.1", port=6379, password="x")
+TGT = _redis_client.Endpoint(label="target", host="10.0.0.2", port=6380, password="y")
 
 
 def _patch_connect(monkeypatch: pytest.MonkeyPatch, src: FakeServer, tgt: FakeServer) -> None:
-    monkeypatch.setattr(_redis, "connect", lambda ep, db=0, socket_timeout=30.0: src if ep.label == "source" else tgt)
+    monkeypatch.setattr(_redis_client, "connect",
+                        lambda ep, db=0, socket_timeout=30.0: src if ep.label == "source" else tgt)
 
 
 @pytest.mark.parametrize(("si", "ti", "expected"), [
@@ -87,7 +93,7 @@ def _patch_connect(monkeypatch: pytest.MonkeyPatch, src: FakeServer, tgt: FakeSe
     ({"role": "slave", "master_host": "10.0.0.3", "master_port": 6380}, {"role": "master"}, "independent"),
 ])
 def test_replication_state(si, ti, expected):
-    assert _redis.replication_state(si, ti, ("10.0.0.1", 6379), ("10.0.0.2", 6380)) == expected
+    assert _redis_replicate.replication_state(si, ti, ("10.0.0.1", 6379), ("10.0.0.2", 6380)) == expected
 
 
 @pytest.mark.parametrize(("a", "b", "expected"), [
@@ -100,13 +106,13 @@ def test_replication_state(si, ti, expected):
     (("hash", -1, b"p"), ("hash", -1, b"q"), "value?"),
 ])
 def test_compare_key(a, b, expected):
-    assert _redis.compare_key(*a, *b, ttl_tolerance_ms=2000) == expected
+    assert _redis_verify.compare_key(*a, *b, ttl_tolerance_ms=2000) == expected
 
 
 def test_find_replica_matches_ip_and_port():
     si = {"role": "master", "slave0": {"ip": "127.0.0.1", "port": 7001, "state": "online"}}
-    assert _redis.find_replica(si, "127.0.0.1", 7001) == si["slave0"]
-    assert _redis.find_replica(si, "127.0.0.1", 7002) is None
+    assert _redis_replicate.find_replica(si, "127.0.0.1", 7001) == si["slave0"]
+    assert _redis_replicate.find_replica(si, "127.0.0.1", 7002) is None
 
 
 class ChunkSocket:
@@ -130,7 +136,7 @@ def test_read_rdb_stream(framing, size):
     else:
         wire = b"\n$EOF:" + mark + b"\r\n" + RDB + mark
     out = io.BytesIO()
-    n, sha = _redis.read_rdb_stream(_redis._Reader(ChunkSocket(wire, size)), out)
+    n, sha = _redis_rdb.read_rdb_stream(_redis_rdb._Reader(ChunkSocket(wire, size)), out)
     assert out.getvalue() == RDB and n == len(RDB) and sha == hashlib.sha256(RDB).hexdigest()
 
 
@@ -140,23 +146,23 @@ def test_read_rdb_stream(framing, size):
     (b"$5\r\nREDI", "connection closed"),
 ])
 def test_read_rdb_stream_errors(wire, message):
-    with pytest.raises((_redis.RedisMigrateError, ConnectionError), match=message):
-        _redis.read_rdb_stream(_redis._Reader(ChunkSocket(wire)), io.BytesIO())
+    with pytest.raises((_redis_client.RedisMigrateError, ConnectionError), match=message):
+        _redis_rdb.read_rdb_stream(_redis_rdb._Reader(ChunkSocket(wire)), io.BytesIO())
 
 
 def test_describe_error_names_the_option_and_hides_nothing_secret():
-    msg = _redis.describe_error(SRC, "connecting", redis.AuthenticationError("invalid username-password pair"))
+    msg = _redis_client.describe_error(SRC, "connecting", redis.AuthenticationError("invalid username-password pair"))
     assert msg.startswith("source 10.0.0.1:6379: authentication failed while connecting")
     assert "source.password" in msg and "x" not in msg.split("(")[0].replace("source", "")
-    assert "cannot reach" in _redis.describe_error(TGT, "INFO", redis.ConnectionError("refused"))
+    assert "cannot reach" in _redis_client.describe_error(TGT, "INFO", redis.ConnectionError("refused"))
 
 
 def test_wait_times_out_clearly_without_promoting():
     src, tgt = FakeServer(offset=500), FakeServer(role="slave", follows=False)
     tgt.master, tgt.link = ("10.0.0.1", 6379), "down"
     clock = Clock()
-    with pytest.raises(_redis.RedisMigrateError) as err:
-        _redis.wait_caught_up(SRC, src, TGT, tgt, timeout=5, poll=0.5, clock=clock, sleep=clock.sleep)
+    with pytest.raises(_redis_client.RedisMigrateError) as err:
+        _redis_replicate.wait_caught_up(SRC, src, TGT, tgt, timeout=5, poll=0.5, clock=clock, sleep=clock.sleep)
     assert "did not catch up" in str(err.value) and "nothing was promoted" in str(err.value)
     assert "link down" in str(err.value) and tgt.role == "slave"
     assert err.value.facts["progress"]
@@ -166,9 +172,9 @@ def test_pause_cutover_timeout_resumes_writers_and_promotes_nothing():
     src, tgt = FakeServer(offset=900), FakeServer(role="slave", offset=100, follows=False)
     tgt.master, tgt.link = ("10.0.0.1", 6379), "up"
     clock = Clock()
-    opts = _redis.ReplicateOptions(cutover_timeout=2)
-    with pytest.raises(_redis.RedisMigrateError, match="nothing was promoted"):
-        _redis._cutover_pause(SRC, src, TGT, tgt, opts, ("10.0.0.2", 6380), clock, clock.sleep)
+    opts = _redis_replicate.ReplicateOptions(cutover_timeout=2)
+    with pytest.raises(_redis_client.RedisMigrateError, match="nothing was promoted"):
+        _redis_replicate._cutover_pause(SRC, src, TGT, tgt, opts, ("10.0.0.2", 6380), clock, clock.sleep)
     assert tgt.role == "slave" and src.role == "master" and src.paused is False
 
 
@@ -177,8 +183,9 @@ def test_replicate_and_pause_cutover_with_way_back(monkeypatch):
     tgt.upstream = src
     _patch_connect(monkeypatch, src, tgt)
     clock = Clock()
-    result = _redis.replicate(SRC, TGT, _redis.ReplicateOptions(cutover=True, cutover_method="auto"),
-                              clock=clock, sleep=clock.sleep)
+    result = _redis_replicate.replicate(SRC, TGT,
+                                        _redis_replicate.ReplicateOptions(cutover=True, cutover_method="auto"),
+                                        clock=clock, sleep=clock.sleep)
     assert result["state_before"] == "independent" and result["state_after"] == "cut_over"
     assert result["cutover"]["method"] == "pause"  # the fake source lists no replica: FAILOVER TO is not possible
     assert tgt.role == "master" and src.role == "slave" and src.master == ("10.0.0.2", 6380)
@@ -213,11 +220,11 @@ def test_module_argument_errors(args, message, capsys):
 
 
 def test_module_password_is_not_logged(monkeypatch, capsys):
-    def refuse(ep: _redis.Endpoint, db: int = 0, socket_timeout: float = 30.0) -> t.NoReturn:
-        raise _redis.RedisMigrateError(_redis.describe_error(ep, "connecting (PING)",
-                                                             redis.AuthenticationError("WRONGPASS")))
+    def refuse(ep: _redis_client.Endpoint, db: int = 0, socket_timeout: float = 30.0) -> t.NoReturn:
+        raise _redis_client.RedisMigrateError(_redis_client.describe_error(ep, "connecting (PING)",
+                                                                           redis.AuthenticationError("WRONGPASS")))
 
-    monkeypatch.setattr(_redis, "connect", refuse)
+    monkeypatch.setattr(_redis_client, "connect", refuse)
     result = run_module(redis_migrate, {"source": {"password": "hunter2-secret"}, "target": {}}, capsys)
     assert result["failed"] and "authentication failed" in result["msg"]
     assert "hunter2-secret" not in repr(result)
@@ -233,7 +240,7 @@ def test_module_password_is_not_logged(monkeypatch, capsys):
     (b"abc -1", b"- -2", False),
 ])
 def test_digest_lines_match(a, b, match):
-    assert _redis._lines_match(a, b, 2000) is match
+    assert _redis_verify._lines_match(a, b, 2000) is match
 
 
 class SyncingReplica(FakeServer):
@@ -260,7 +267,7 @@ def test_the_end_of_the_sync_is_seen_within_a_few_percent_of_its_length(done_at)
     clock = Clock()
     src = FakeServer(offset=700)
     tgt = SyncingReplica(clock, done_at, src)
-    got = _redis.wait_caught_up(SRC, src, TGT, tgt, timeout=60, poll=0.2, clock=clock, sleep=clock.sleep)
+    got = _redis_replicate.wait_caught_up(SRC, src, TGT, tgt, timeout=60, poll=0.2, clock=clock, sleep=clock.sleep)
     late = got["caught_up_seconds"] - done_at
     assert 0 <= late <= max(0.03 * done_at, 0.005), got["caught_up_seconds"]
     # and the servers are not hammered: 200 looks a second at first, fewer and fewer as the sync goes on
@@ -269,7 +276,7 @@ def test_the_end_of_the_sync_is_seen_within_a_few_percent_of_its_length(done_at)
 
 def test_pacer_grows_with_the_phase_stays_under_the_cap_and_starts_short_after_a_reset():
     clock = Clock()
-    pacer = _redis.Pacer(0.2, clock)
+    pacer = _redis_replicate.Pacer(0.2, clock)
     pauses = []
     while clock() < 30:
         pauses.append(pacer.pause())
@@ -297,8 +304,8 @@ def test_the_longest_script_block_per_server_is_kept():
     src, tgt = ScriptServer(timer, 0.002), ScriptServer(timer, 0.005)
     for size in (10, 400, 50):
         keys = [b"k%d" % i for i in range(size)]
-        assert _redis._digests(SRC, src, 0, keys, state, timer=timer) == [b"abc -1"] * size
-        _redis._digests(TGT, tgt, 0, keys, state, timer=timer)
+        assert _redis_verify._digests(SRC, src, 0, keys, state, timer=timer) == [b"abc -1"] * size
+        _redis_verify._digests(TGT, tgt, 0, keys, state, timer=timer)
     assert state["block_ms"] == {"source": pytest.approx(0.8), "target": pytest.approx(2.0)}
 
 
@@ -343,8 +350,8 @@ def test_failover_waits_until_the_source_lists_the_target_online():
     src = FailoverSource(tgt, pending=3)
     tgt.upstream = src
     clock = Clock()
-    out = _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover=True), ("10.0.0.2", 6380), clock,
-                         clock.sleep)
+    out = _redis_replicate.cutover(SRC, src, TGT, tgt, _redis_replicate.ReplicateOptions(cutover=True),
+                                   ("10.0.0.2", 6380), clock, clock.sleep)
     assert out["method"] == "failover" and tgt.role == "master" and src.role == "slave"
 
 
@@ -353,7 +360,7 @@ def test_failover_to_a_replica_never_online_promotes_nothing():
     tgt.master = ("10.0.0.1", 6379)
     src = FailoverSource(tgt, pending=10**9)
     clock = Clock()
-    with pytest.raises(_redis.RedisMigrateError, match=r"not online.*nothing was promoted"):
-        _redis.cutover(SRC, src, TGT, tgt, _redis.ReplicateOptions(cutover=True, cutover_timeout=2),
-                       ("10.0.0.2", 6380), clock, clock.sleep)
+    with pytest.raises(_redis_client.RedisMigrateError, match=r"not online.*nothing was promoted"):
+        _redis_replicate.cutover(SRC, src, TGT, tgt, _redis_replicate.ReplicateOptions(cutover=True, cutover_timeout=2),
+                                 ("10.0.0.2", 6380), clock, clock.sleep)
     assert tgt.role == "slave" and src.role == "master" and clock() >= 2
