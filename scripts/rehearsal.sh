@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make rehearsal: the end-to-end rehearsal (tests/e2e). Staging, production's settings: phase2a, phase1, phase2b and
-# a failure injected at 25% under continuous load and writes. The lab: the data migration killed midway, resumed and
-# rolled back; phase2c; phase2d and the rollback under load. Prints the counts.
+# a failure injected at 25% under continuous load and writes, phase2c, phase2d and the rollback under load. The lab:
+# the data migration killed midway, resumed and rolled back. Prints the counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_CONFIG="$PWD/ansible.cfg"

@@ -2,7 +2,9 @@
 engine and production's Compose project at /opt/sophia, nginx-proxy in the real-world layout (docs/lab-staging.md).
 
 Phase 2A runs in check mode, then for real, then again (nothing changes); Phase 1 runs against the Fly.io stand-in
-with the staging token. Every run: no "Module failed", no generated secret in the output.
+with the staging token; Phase 2B under load, a failure injected at 25% under load, Phase 2C twice, Phase 2D under
+load and again, the rollback under load and again. Every run: no "Module failed", no generated secret in the output;
+under load, 0 failed requests and 0 lost acknowledged writes.
 
 Real: the node's Docker engine, Compose project (Redis with its password, nginx-proxy with TLS, Prometheus and node
 exporter from Debian), dnsmasq answering the domain on the node's private address, systemd, sudo for user ubuntu,
