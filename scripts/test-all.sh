@@ -24,30 +24,25 @@ stage() {  # stage NAME CMD...   -> one check
   fi
 }
 
-# bg_stage NAME CMD -> one check, queued to run in the background beside the next stage (the static checks use
-# about one core; the integration tests leave one idle). run_bg [LANES] starts the queue in LANES lanes (default 1),
-# stage i in lane i % LANES, each lane one stage after the other; collect_stages waits, then prints and counts them.
-bg_names=(); bg_cmds=(); bg_pids=()
+# bg_stage NAME CMD -> one check, queued to run in the background beside the next stage, one after the other
+# (the static checks use about one core; the integration tests leave one idle). run_bg starts the queue;
+# collect_stages waits, then prints and counts them.
+bg_names=(); bg_cmds=()
 bg_stage() { bg_names+=("$1"); bg_cmds+=("$2"); }
 
 run_bg() {
-  local lanes=${1:-1} lane
-  bg_pids=()
-  for ((lane = 0; lane < lanes; lane++)); do
-    (
-      for i in "${!bg_names[@]}"; do
-        [ $((i % lanes)) -eq "$lane" ] || continue
-        t0=$(date +%s)
-        ${bg_cmds[$i]} >"tests/output/${bg_names[$i]}.log" 2>&1
-        echo "$? $(( $(date +%s) - t0 ))" >"tests/output/${bg_names[$i]}.rc"
-      done
-    ) &
-    bg_pids+=($!)
-  done
+  (
+    for i in "${!bg_names[@]}"; do
+      t0=$(date +%s)
+      ${bg_cmds[$i]} >"tests/output/${bg_names[$i]}.log" 2>&1
+      echo "$? $(( $(date +%s) - t0 ))" >"tests/output/${bg_names[$i]}.rc"
+    done
+  ) &
+  bg_pid=$!
 }
 
 collect_stages() {
-  wait "${bg_pids[@]}"
+  wait "$bg_pid"
   local name rc secs
   for name in "${bg_names[@]}"; do
     echo "=== $name (ran beside the stage before)"
@@ -83,11 +78,9 @@ stage yamllint yamllint -s .
 stage changelog antsibull-changelog lint
 stage collection-build ansible-galaxy collection build --force --output-path tests/output/build
 stage ansible-lint ansible-lint
-# The Molecule scenarios run beside the unit tests, in two lanes (each its own container and network) at a lower CPU
-# priority: a scenario waits on its container most of the time, and the unit tests have no load test a busy CPU could
-# fail. One lane took longer than the unit tests (about 840 s against 530 s on CI's machine); two lanes end about
-# with them. (Beside the integration tests or the rehearsal, which measure failed requests under load, nothing heavy
-# runs.)
+# The Molecule scenarios run beside the unit tests, one after the other and at a lower CPU priority: a scenario
+# waits on its container most of the time, and the unit tests have no load test a busy CPU could fail. (Beside the
+# integration tests or the rehearsal, which measure failed requests under load, nothing heavy runs.)
 skipped=()
 for scenario in $(ls molecule); do
   [ -f "molecule/$scenario/molecule.yml" ] || continue
@@ -102,7 +95,7 @@ for scenario in $(ls molecule); do
   fi
   bg_stage "molecule-$scenario" "nice -n 10 molecule test -s $scenario"
 done
-run_bg 2
+run_bg
 pytest_stage unit tests/unit -n 2
 collect_stages
 bg_stage ansible-doc scripts/check-docs.sh

@@ -37,6 +37,13 @@ def _md_value(value: t.Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _latency_cell(figures: t.Any) -> str:
+    if not isinstance(figures, dict) or figures.get("count") is None:
+        return "-"
+    ms = " / ".join("-" if figures.get(k) is None else f"{figures[k]:g}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+    return f"{ms}, {figures.get('error_rate')}, {figures.get('count')}"
+
+
 def render_markdown(report: dict[str, t.Any]) -> str:
     lines = [
         f"# {report['title']}",
@@ -60,6 +67,18 @@ def render_markdown(report: dict[str, t.Any]) -> str:
     if report.get("limitations"):
         lines += ["", "## What this environment could not do", ""]
         lines += [f"- {item}" for item in report["limitations"]]
+    if report.get("latency"):
+        lines += ["", "## Latency per route", "",
+                  "p50 / p95 / p99 in ms, error rate, requests (sophia.migrate.route_latency; the Compose side",
+                  "before the walk, the K3s side straight before its first share, through the splitter at 100%,",
+                  "and in Phase 2C).", "",
+                  "| route | baseline (Compose) | pre-warming (K3s) | after (100% K3s) | now | maintained |",
+                  "|---|---|---|---|---|---|"]
+        for row in report["latency"]:
+            cells = [_latency_cell(row.get(kind)) for kind in ("baseline", "prewarm", "after", "now")]
+            regressions = "; ".join(row.get("regressions") or [])
+            kept = {True: "yes", False: f"NO: {regressions}", None: "-"}.get(row.get("maintained"), "-")
+            lines.append(f"| {row.get('route', '')} | " + " | ".join(cells) + f" | {_md_value(kept)} |")
     if report.get("artifacts"):
         lines += ["", "## Artifacts", "", "| name | path | size | sha256 |", "|---|---|---|---|"]
         for art in report["artifacts"]:
@@ -70,7 +89,7 @@ def render_markdown(report: dict[str, t.Any]) -> str:
 
 def write_report(directory: str, run_id: str, phase: str, environment: str, title: str,
                  steps: list[dict[str, t.Any]], limitations: list[str], artifacts: list[dict[str, t.Any]],
-                 check_mode: bool = False) -> dict[str, t.Any]:
+                 check_mode: bool = False, latency: list[dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
     validate_steps(steps)
     verdict = "failed" if any(s.get("outcome") == "failed" for s in steps) else "passed"
     report = {
@@ -84,6 +103,8 @@ def write_report(directory: str, run_id: str, phase: str, environment: str, titl
         "limitations": limitations,
         "artifacts": artifacts,
     }
+    if latency:
+        report["latency"] = latency
     run_dir = os.path.join(directory, run_id)
     paths = {"json": os.path.join(run_dir, f"{phase}.json"), "markdown": os.path.join(run_dir, f"{phase}.md")}
     if not check_mode:

@@ -72,6 +72,14 @@ options:
     type: list
     elements: dict
     default: []
+  latency:
+    description:
+      - The per-route latency table (the P(sophia.migrate.latency_table#filter) filter's rows - C(route), C(baseline),
+        C(prewarm), C(after), C(now), C(maintained), C(regressions); each figure a dict with C(p50_ms), C(p95_ms),
+        C(p99_ms), C(error_rate), C(count)). Written as a table in the Markdown report and as C(latency) in the JSON.
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""
@@ -118,6 +126,7 @@ def main() -> None:
             "steps": {"type": "list", "elements": "dict", "required": True},
             "limitations": {"type": "list", "elements": "str", "default": []},
             "artifacts": {"type": "list", "elements": "dict", "default": []},
+            "latency": {"type": "list", "elements": "dict", "default": []},
         },
         supports_check_mode=True,
     )
@@ -128,7 +137,7 @@ def main() -> None:
             module.fail_json(msg=f"migration_report: option '{name}': must be a single file name, got {value!r:.200}")
     try:
         out = _report.write_report(p["directory"], p["run_id"], p["phase"], p["environment"], p["title"], p["steps"],
-                                   p["limitations"], p["artifacts"], module.check_mode)
+                                   p["limitations"], p["artifacts"], module.check_mode, latency=p["latency"])
     except _report.ReportError as exc:
         module.fail_json(msg=f"migration_report: {exc}")
     module.exit_json(changed=False, **out)
