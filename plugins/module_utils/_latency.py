@@ -25,10 +25,17 @@ class LatencyConfigError(ValueError):
     """An option that cannot be used, named in the message."""
 
 
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
 def _check_urls(option: str, urls: list[str]) -> None:
     for i, url in enumerate(urls):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        try:
+            parts = urllib.parse.urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:  # an unclosed [ of an IPv6 address, ...
+            raise LatencyConfigError(f"{option}[{i}]: {url!r} is not a URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not hostname or parts.path not in ("", "/"):
             raise LatencyConfigError(
                 f"{option}[{i}]: {url!r} is not a base URL (http:// or https://, a host, no path: the paths go in "
                 f"'{option.replace('urls', 'paths')}')"
@@ -41,8 +48,24 @@ def _check_paths(option: str, paths: list[str]) -> None:
             raise LatencyConfigError(f"{option}[{i}]: {path!r} must start with / and hold no blank")
 
 
+def _check_headers(option: str, headers: dict[str, str]) -> None:
+    """HTTP/1.1 sends header names as tokens and values as Latin-1 text on one line; anything else is refused here."""
+    for name, value in headers.items():
+        if not HEADER_NAME.match(name):
+            raise LatencyConfigError(f"{option}: {name!r} is not an HTTP header name")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise LatencyConfigError(f"{option}.{name}: the value holds characters HTTP headers cannot carry "
+                                     "(Latin-1 only)") from None
+        if any(c in value for c in "\r\n\0"):
+            raise LatencyConfigError(f"{option}.{name}: the value holds a line break or NUL")
+
+
 def check_options(p: dict[str, t.Any]) -> None:
     """Refuses what cannot be measured, before any request is sent."""
+    _check_headers("headers", p["headers"])
+    _check_headers("compare_headers", p.get("compare_headers") or {})
     if not p["urls"]:
         raise LatencyConfigError("urls: give at least one base URL")
     _check_urls("urls", p["urls"])

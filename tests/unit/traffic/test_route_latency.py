@@ -170,3 +170,20 @@ def test_a_recorded_baseline_and_a_side_to_compare_are_not_both_given(capsys):
     assert "baseline and compare_urls: give one" in result["msg"]
     bad = run_module(route_latency, {"urls": ["http://h:1"], "compare_urls": ["http://h:2/x"]}, capsys)
     assert "compare_urls[0]: 'http://h:2/x' is not a base URL" in bad["msg"] and "'compare_paths'" in bad["msg"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"urls": ["http://[::1"]}, "urls[0]: 'http://[::1' is not a URL (Invalid IPv6 URL)"),
+        ({"urls": ["http://h:1"], "compare_urls": ["http://[::1"]}, "compare_urls[0]: 'http://[::1' is not a URL"),
+        ({"urls": ["http://h:1"], "headers": {"Host": "caf\u00e9 \u2713"}}, "headers.Host: the value holds characters"),
+        ({"urls": ["http://h:1"], "headers": {"Host": "a\r\nX-Evil: 1"}}, "headers.Host: the value holds a line break"),
+        ({"urls": ["http://h:1"], "headers": {"Bad Name": "x"}}, "headers: 'Bad Name' is not an HTTP header name"),
+        ({"urls": ["http://h:1"], "compare_headers": {"Host": "\u2713"}}, "compare_headers.Host: the value holds"),
+    ],
+)
+def test_urls_and_headers_no_request_can_carry_are_refused(options, message, capsys):
+    result = run_module(route_latency, options, capsys)
+    assert result["failed"] is True and message in result["msg"], result["msg"]
+    assert "Module failed" not in result["msg"]
