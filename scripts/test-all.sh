@@ -104,8 +104,10 @@ run_bg
 # whole files per worker: a file's tests share their servers and containers (names are unique per file)
 pytest_stage integration tests/integration -n 2 --dist loadfile
 collect_stages
-# the end-to-end rehearsal on the lab (make rehearsal): counts printed in tests/output/rehearsal.log
-pytest_stage rehearsal tests/e2e -s
+# the end-to-end rehearsal (make rehearsal): staging on production's settings, and the lab's data migration
+# its two files beside each other (the lab test finishes while staging builds its node and runs 2A): the counts are
+# figures, printed at the end
+pytest_stage rehearsal tests/e2e -n 2 --dist loadfile
 echo
 if compgen -G "tests/output/figures/*.txt" >/dev/null; then
   echo "figures:"; sed 's/^/  /' tests/output/figures/*.txt

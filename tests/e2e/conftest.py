@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import urllib.request
 import pytest
 import redis
 import requests
+
+from support.figures import write_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -86,7 +89,11 @@ def during_load(tmp_path, edge: str, routes: list[str], writer, run, label: str,
         writer.stop()
         result = load.stop()
     lost = writer.lost()
-    print(f"\n{label}: {_traffic().summary(result)}; " + writer.report("", lost).lstrip(": "))
+    line = f"{label}: {_traffic().summary(result)}; " + writer.report("", lost).lstrip(": ")
+    print("\n" + line)
+    # the rehearsal runs its files beside each other (pytest-xdist hides a worker's output): the counts are also a
+    # figure, which `make test` prints at the end
+    write_figure("rehearsal-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60], line)
     return res, result, lost
 
 
