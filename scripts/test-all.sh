@@ -78,11 +78,14 @@ stage yamllint yamllint -s .
 stage changelog antsibull-changelog lint
 stage collection-build ansible-galaxy collection build --force --output-path tests/output/build
 stage ansible-lint ansible-lint
-# The Molecule scenarios run beside the unit tests, one after the other and at a lower CPU priority: a scenario
-# waits on its container most of the time, and the unit tests have no load test a busy CPU could fail. (Beside the
-# integration tests or the rehearsal, which measure failed requests under load, nothing heavy runs.)
-skipped=()
-for scenario in $(ls molecule); do
+# The Molecule scenarios run beside the unit and integration tests, one after the other in each stage and at a lower
+# CPU priority: a scenario waits on its container most of the time. They are dealt to the two stages longest first,
+# each to the stage with less queued (measured seconds in MOLECULE_SECONDS; the integration stage also queues the
+# static checks), so neither stage waits long on its queue. The rehearsal, which measures failed requests under load,
+# runs alone.
+declare -A MOLECULE_SECONDS=([k3s_gpu]=460 [ingress_certs]=380 [host_python]=230 [traffic_shift]=80)
+skipped=(); mol_unit=(); mol_integration=(); queued_unit=0; queued_integration=170
+for scenario in $(for s in $(ls molecule); do echo "${MOLECULE_SECONDS[$s]:-300} $s"; done | sort -rn | cut -d' ' -f2); do
   [ -f "molecule/$scenario/molecule.yml" ] || continue
   # A scenario that needs something this machine cannot have (a real K3s air-gap bundle, ...)
   # names the environment variable in REQUIRES_ENV; it runs only when that variable is set.
@@ -93,13 +96,20 @@ for scenario in $(ls molecule); do
       continue
     fi
   fi
-  bg_stage "molecule-$scenario" "nice -n 10 molecule test -s $scenario"
+  cost=${MOLECULE_SECONDS[$scenario]:-300}
+  if [ "$queued_unit" -le "$queued_integration" ]; then
+    mol_unit+=("$scenario"); queued_unit=$((queued_unit + cost))
+  else
+    mol_integration+=("$scenario"); queued_integration=$((queued_integration + cost))
+  fi
 done
+for scenario in "${mol_unit[@]}"; do bg_stage "molecule-$scenario" "nice -n 10 molecule test -s $scenario"; done
 run_bg
 pytest_stage unit tests/unit -n 2
 collect_stages
 bg_stage ansible-doc scripts/check-docs.sh
 bg_stage sanity scripts/sanity.sh
+for scenario in "${mol_integration[@]}"; do bg_stage "molecule-$scenario" "nice -n 10 molecule test -s $scenario"; done
 run_bg
 # whole files per worker: a file's tests share their servers and containers (names are unique per file)
 pytest_stage integration tests/integration -n 2 --dist loadfile

@@ -112,7 +112,8 @@ def stack(tmp_path):
     try:
         for port in splitters.values():
             wait_port(port)
-        yield {"dir": tmp_path, "conf": conf, "https": https, "splitters": splitters, "nginx": edge.command()}
+        yield {"dir": tmp_path, "conf": conf, "https": https, "splitters": splitters, "nginx": edge.command(),
+               "edge": edge}
     finally:
         edge.stop()
         haproxy.terminate()
@@ -144,6 +145,7 @@ def test_backend_sees_the_same_requests_before_and_after_the_edit(stack, capsys)
     routes = [{"name": name, "host": "www.sophia-intel.ai", "splitter": f"127.0.0.1:{stack['splitters'][name]}",
                **({"location": location} if location else {"path": path}),
                **({"verify_path": "/api/agents/x"} if name == "agents" else {})} for name, path, location in ROUTES]
+    old = stack["edge"].workers()
     res = run_module(nginx_edge, {
         "config": edge_conf(stack), "routes": routes,
         "validate_command": [*stack["nginx"], "-t", "-q"], "reload_command": [*stack["nginx"], "-s", "reload"],
@@ -152,6 +154,7 @@ def test_backend_sees_the_same_requests_before_and_after_the_edit(stack, capsys)
     assert res["changed"] and not res.get("failed"), res.get("msg")
     assert res["files"] == [str(stack["conf"] / "conf.d" / "www.conf")]
     assert set(res["verified"].values()) == {"compose1"}
+    stack["edge"].wait_gone(old)  # the reload is complete: no worker with the old configuration takes a connection
     after = seen(stack)
     assert [body for body, _via in after] == [body for body, _via in before]
     assert all(via == "compose1" for _body, via in after), after
