@@ -254,6 +254,41 @@ class Writer(threading.Thread):
         return {"redis": [i for i in self.acked if client.get(f"sophia:item:{i}") is None],
                 "qdrant": [i for i in self.acked if i not in in_qdrant]}
 
+    def diagnosis(self, lost: dict[str, list[str]]) -> dict:
+        """Where the story went wrong, for an assertion message: each side's Redis role (and its primary), the
+        acknowledged items per answering side, and for a few lost items whether each side's stores hold them."""
+        sides: dict[str, dict] = {}
+        for side in self.stores.redis_at:
+            try:
+                info = self.stores.redis(side).info("replication")
+                sides[side] = {k: info.get(k) for k in ("role", "master_host", "master_port", "master_link_status")}
+            except redis.exceptions.RedisError as exc:
+                sides[side] = {"error": repr(exc)}
+        answered: dict[str, int] = {}
+        for side in self.acked.values():
+            answered[side] = answered.get(side, 0) + 1
+        sample = sorted({*lost.get("redis", [])[:3], *lost.get("qdrant", [])[:3]})
+        found = {}
+        for item in sample:
+            found[item] = {"answered": self.acked.get(item)}
+            for side in self.stores.redis_at:
+                try:
+                    in_redis = self.stores.redis(side).get(f"sophia:item:{item}") is not None
+                except redis.exceptions.RedisError as exc:
+                    in_redis = repr(exc)
+                url, headers = self.stores.qdrant(side)
+                try:
+                    query = {"limit": 1, "filter": {"must": [{"key": "item", "match": {"value": item}}]},
+                             "with_payload": False, "with_vector": False}
+                    page = requests.post(f"{url}/collections/sophia/points/scroll", headers=headers, timeout=30,
+                                         json=query).json()
+                    in_qdrant = bool(page["result"]["points"])
+                except (requests.RequestException, KeyError, ValueError) as exc:
+                    in_qdrant = repr(exc)
+                found[item][side] = {"redis": in_redis, "qdrant": in_qdrant}
+        return {"failures": self.why, "redis": sides, "acknowledged by side": answered, "lost items": found,
+                "lost counts": {store: len(items) for store, items in lost.items()}}
+
     def report(self, label: str, lost: dict[str, list[str]]) -> str:
         return (f"{label}: writes acknowledged {len(self.acked)}, failed {self.failed}, lost in Redis "
                 f"{len(lost['redis'])}, lost in Qdrant {len(lost['qdrant'])}, slowest {self.slowest:.1f}s"

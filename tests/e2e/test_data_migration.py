@@ -73,7 +73,7 @@ def test_migrate_killed_midway_resumes_without_redoing_then_rolls_back(lab):
         writer.stop()
     lost = writer.lost("k3s")
     print("\n" + writer.report("data migration killed after the Redis promotion, resumed", lost))
-    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 50
+    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 50, writer.diagnosis(lost)
     assert primary() == "k3s"
     replica = redis.Redis(port=REDIS["compose"]).info("replication")
     assert replica["role"] == "slave" and replica["master_link_status"] == "up"  # the way back stands
@@ -114,7 +114,7 @@ def test_migrate_killed_midway_resumes_without_redoing_then_rolls_back(lab):
         writer.stop()
     lost = writer.lost("compose")
     print(writer.report("data rollback", lost))
-    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20
+    assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, writer.diagnosis(lost)
     assert primary() == "compose"
     steps = {e["step"]: e for e in ledger()["entries"]}
     assert steps["redis/rollback"]["data"]["verified"] is True
