@@ -33,6 +33,8 @@ import yaml
 from conftest import ROOT, Stores, Writer, during_load, explain, playbook_env, recap_changed, side_at
 from standins.fly_machines_standin import FlyMachinesStandin, seed_legacy
 
+from support.figures import write_figure
+
 NODE = "sophia-staging-node"
 STATE = os.path.join(os.path.expanduser("~"), ".sophia-migrate", "staging")
 SECRETS = os.path.join(STATE, "secrets")
@@ -335,6 +337,52 @@ def changed_task_names(out: str) -> set[str]:
 APIS = ("research", "context", "github", "business", "lambda", "hubspot", "agents")
 
 
+def restart_node_counting(settle: float = 15) -> dict:
+    """``docker restart`` of the node (systemd shuts down and boots again; its Docker engine restarts the K3s side;
+    the Compose containers Phase 2D stopped stay stopped) while a client sends a GET through the public HTTPS port
+    every 0.2 s. Requests sent from the restart until the first answer after it are counted apart ("during"); from
+    that answer on, ``settle`` more seconds of requests ("after") must all be answered, by the K3s side. Port 80 must
+    answer too."""
+    results: list[tuple[float, bool, str]] = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                side = side_of(f"/api/{APIS[len(results) % len(APIS)]}/x")[1]
+                results.append((time.monotonic(), True, side))
+            except Exception:
+                results.append((time.monotonic(), False, ""))
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    time.sleep(2)
+    started = time.monotonic()
+    subprocess.run(["docker", "restart", NODE], check=True, capture_output=True, timeout=180)
+    address = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                              NODE], capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["ip", "route", "replace", "10.213.255.0/24", "via", address], check=True)
+    deadline = time.monotonic() + 180
+    while not [r for r in results if r[0] > started and r[1]]:
+        assert time.monotonic() < deadline, "the platform did not answer within 180 s of the node's restart"
+        time.sleep(0.2)
+    back = min(r[0] for r in results if r[0] > started and r[1])
+    time.sleep(settle)
+    stop.set()
+    thread.join(5)
+    during = [r for r in results if started <= r[0] < back]
+    after = [r for r in results if r[0] >= back]
+    plain = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: www.sophia-intel.ai",
+                            f"http://{PUBLIC}/"], capture_output=True, text=True, timeout=20, check=False)
+    assert plain.returncode == 0 and plain.stdout.strip() and int(plain.stdout) < 500, plain
+    line = (f"staging node restart after phase2d: {len(during)} requests while it restarted "
+            f"({sum(not r[1] for r in during)} unanswered, {back - started:.1f} s until the first answer); "
+            f"{len(after)} requests after, failed {sum(not r[1] for r in after)}; port 80 answered {plain.stdout}")
+    return {"line": line, "during": len(during), "after": len(after), "after_failed": sum(not r[1] for r in after),
+            "after_sides": {r[2] for r in after if r[1]}}
+
+
 def test_phase2d_then_rollback_under_load(routed, tmp_path):
     # every route back at 100%, without load: the failure test left mcp-context at 0% and every other route where 2B
     # under load (above) put it, so only mcp-context's route walks again
@@ -368,6 +416,15 @@ def test_phase2d_then_rollback_under_load(routed, tmp_path):
     again = staging("playbooks/phase2d.yml")
     clean(again)  # a second Phase 2D finds everything retired: nothing is stopped or handed over again
     assert changed_task_names(again.stdout) <= {"record the phase in the ledger"}, explain(again.stdout)
+
+    # a reboot after Phase 2D: the handover's DNAT rules come back from its boot unit, not from the run that made them
+    assert node("systemctl", "is-enabled", "sophia-migrate-handover.service").strip() == "enabled"
+    counts = restart_node_counting()
+    write_figure("rehearsal-node-restart", counts["line"])
+    print("\n" + counts["line"])
+    assert counts["after"] >= 20 and counts["after_failed"] == 0, counts["line"]
+    assert counts["after_sides"] == {"k3s"}, counts
+    assert set(compose_containers().values()) == {"exited"}  # a reboot does not bring the retired stack back
 
     res, result, writer, lost = under_load(tmp_path, routed, "rollback from phase2d", "playbooks/rollback.yml")
     clean(res)

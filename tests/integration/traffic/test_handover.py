@@ -67,6 +67,8 @@ def _vars(edges, state: str) -> dict:
                                     "to": f"127.0.0.1:{edges['new']}", "old": f"127.0.0.1:{edges['public']}"}],
         "traffic_shift_handover_chains": ["OUTPUT"],
         "traffic_shift_handover_drain_timeout": 120,
+        # this test's host is the machine running the tests: no boot unit on it (test_handover_persist.py tests that)
+        "traffic_shift_handover_persist": False,
         "traffic_shift_ledger_path": f"{edges['work']}/ledger.json",
     }
 
