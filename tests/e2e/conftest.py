@@ -77,8 +77,10 @@ def mixed_load(work: str, edge: str, routes: list[str], host: str | None = None,
     return load.start()
 
 
-def during_load(tmp_path, edge: str, routes: list[str], writer, run, label: str, **load_options) -> tuple:
+def during_load(tmp_path, edge: str, routes: list[str], writer, run, label: str, side: str | None = None,
+                **load_options) -> tuple:
     """``run()`` while wrk (mixed_load) and ``writer`` go through ``edge``; prints the counts under ``label``.
+    ``side``: where every acknowledged write must be afterwards (default: the side whose Redis is primary then).
     Returns (run's result, wrk's result, the writes lost per store)."""
     load = mixed_load(str(tmp_path), edge, routes, **load_options)
     writer.start()
@@ -88,7 +90,7 @@ def during_load(tmp_path, edge: str, routes: list[str], writer, run, label: str,
     finally:
         writer.stop()
         result = load.stop()
-    lost = writer.lost()
+    lost = writer.lost(side)
     line = f"{label}: {_traffic().summary(result)}; " + writer.report("", lost).lstrip(": ")
     print("\n" + line)
     # the rehearsal runs its files beside each other (pytest-xdist hides a worker's output): the counts are also a

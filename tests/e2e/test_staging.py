@@ -202,10 +202,12 @@ def side_of(path: str) -> tuple[str, str]:
     return side_at(STAGING_EDGE, path)
 
 
-def under_load(tmp_path, stores: Stores, label: str, *args: str) -> tuple:
+def under_load(tmp_path, stores: Stores, label: str, side: str, *args: str) -> tuple:
+    """The playbook run ``args`` under load; every acknowledged write must then be in ``side``'s Redis and Qdrant
+    (named, not inferred from the Redis roles: a broken way back must not read as lost writes, nor hide them)."""
     writer = Writer(edge=STAGING_EDGE, stores=stores)
     res, result, lost = during_load(tmp_path, STAGING_EDGE, ROUTES, writer, lambda: staging(*args, timeout=1800),
-                                    f"staging {label}", host="www.sophia-intel.ai", client_timeout=60)
+                                    f"staging {label}", side=side, host="www.sophia-intel.ai", client_timeout=60)
     return res, result, writer, lost
 
 
@@ -229,10 +231,14 @@ def test_phase2b_under_load_on_production_settings(routed, tmp_path):
     front = staging("playbooks/phase2b.yml", "--tags", "traffic_shift", "-e", "traffic_shift_target_weight=0")
     clean(front)
     res, result, writer, lost = under_load(tmp_path, routed, "phase2b (data cutover, then every route 0->100)",
-                                           "playbooks/phase2b.yml")
+                                           "k3s", "playbooks/phase2b.yml")
     clean(res)
     assert result["failed"] == 0, result["raw"]
     assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, why_lost(writer, lost)
+    # the way back stands: the Compose Redis replicates from the K3s one (through the NodePort on the private address)
+    way_back = routed.redis("compose").info("replication")
+    link = (way_back["role"], way_back.get("master_port"), way_back.get("master_link_status"))
+    assert link == ("slave", 30379, "up"), why_lost(writer, lost)
     assert routed.primary() == "k3s"
     for name in ("research", "context", "github", "business", "lambda", "hubspot", "agents"):
         assert side_of(f"/api/{name}/x") == (f"mcp-{name}", "k3s")
@@ -287,7 +293,7 @@ def test_failure_at_25_steps_back_under_load(routed, tmp_path):
     breaker.start()
     try:
         res, result, writer, lost = under_load(tmp_path, routed, "failure at 25% (mcp-context's K3s side unhealthy)",
-                                               "playbooks/phase2b.yml", "--tags", "traffic_shift", *only)
+                                               "k3s", "playbooks/phase2b.yml", "--tags", "traffic_shift", *only)
     finally:
         stop.set()
         breaker.join(5)
@@ -395,7 +401,7 @@ def test_phase2d_then_rollback_under_load(routed, tmp_path):
     assert set(before.values()) == {"running"}, before
 
     res, result, writer, lost = under_load(tmp_path, routed, "phase2d (port handover, Compose stack retired)",
-                                           "playbooks/phase2d.yml")
+                                           "k3s", "playbooks/phase2d.yml")
     clean(res)
     assert result["failed"] == 0, result["raw"]
     assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, why_lost(writer, lost)
@@ -426,7 +432,8 @@ def test_phase2d_then_rollback_under_load(routed, tmp_path):
     assert counts["after_sides"] == {"k3s"}, counts
     assert set(compose_containers().values()) == {"exited"}  # a reboot does not bring the retired stack back
 
-    res, result, writer, lost = under_load(tmp_path, routed, "rollback from phase2d", "playbooks/rollback.yml")
+    res, result, writer, lost = under_load(tmp_path, routed, "rollback from phase2d", "compose",
+                                           "playbooks/rollback.yml")
     clean(res)
     assert result["failed"] == 0, result["raw"]
     assert writer.failed == 0 and lost == {"redis": [], "qdrant": []} and len(writer.acked) > 20, why_lost(writer, lost)
