@@ -60,6 +60,7 @@ class Sample:
     message: str = ""
     round: int = 0
     final: bool = False  # decided already (no-data policy); conditions do not apply
+    certificate: dict[str, t.Any] | None = None  # tls probes: the served certificate (sha256, issuer, not_after)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""health_gate's probes: one measurement of an http, tcp, redis, prometheus or command probe, as a ``Sample``.
+"""health_gate's probes: one measurement of an http, tcp, redis, prometheus, command or tls probe, as a ``Sample``.
 
 A probe never raises for what it meets on the wire: a timeout, a refused connection, a TLS failure or an answer
 that is not what was expected is a failed sample with a message (no secret in it); ``run_probe`` then applies the
@@ -11,9 +11,11 @@ import json
 import math
 import re
 import socket
+import ssl
 import time
 import typing as t
 
+from ansible_collections.sophia.migrate.plugins.module_utils import _tls
 from ansible_collections.sophia.migrate.plugins.module_utils._health import FAILURE, INCONCLUSIVE, SUCCESS, Sample
 from ansible_collections.sophia.migrate.plugins.module_utils._health_criteria import judge
 from ansible_collections.sophia.migrate.plugins.module_utils._http import redact_url
@@ -197,6 +199,27 @@ def probe_command(probe: dict[str, t.Any], run_command: t.Callable[..., tuple[in
     return sample
 
 
+def probe_tls(probe: dict[str, t.Any]) -> Sample:
+    """The certificate ``host:port`` serves for ``server_name``, judged by tls_check's rules (``_tls.check_endpoint``):
+    chain, host name, days to expiry, expected fingerprint / issuer; connection and handshake within the timeout."""
+    start = time.monotonic()
+    try:
+        checked = _tls.check_endpoint(probe["server_name"], probe["host"], probe["port"], probe.get("ca_path", ""),
+                                      probe["min_days"], probe["timeout"], probe.get("expected_sha256", ""),
+                                      probe.get("expected_issuer", ""))
+    except (ssl.SSLError, OSError) as exc:  # the CA bundle, checked by normalize_probe, became unreadable
+        return _failed_after(probe, start, f"CA bundle {probe.get('ca_path')} cannot be loaded: {exc}")
+    latency = round((time.monotonic() - start) * 1000, 2)
+    served = checked["certificate"]
+    return Sample(
+        probe["name"],
+        SUCCESS if checked["verdict"] == "pass" else FAILURE,
+        latency_ms=latency,
+        message="; ".join(checked["reasons"]),
+        certificate={k: served[k] for k in ("sha256", "issuer", "not_after", "days_left")} if served else None,
+    )
+
+
 def run_probe(probe: dict[str, t.Any], session: t.Any, run_command: t.Callable[..., tuple[int, str, str]]) -> Sample:
     kind = probe["type"]
     if kind == "http":
@@ -207,6 +230,8 @@ def run_probe(probe: dict[str, t.Any], session: t.Any, run_command: t.Callable[.
         sample = probe_redis(probe)
     elif kind == "prometheus":
         sample = probe_prometheus(probe, session)
+    elif kind == "tls":
+        sample = probe_tls(probe)
     else:
         sample = probe_command(probe, run_command)
     return judge(sample, probe["success_condition"], probe["failure_condition"])

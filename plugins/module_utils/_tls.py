@@ -1,4 +1,4 @@
-"""Certificates and TLS endpoints: read, describe and judge them (sophia.migrate.tls_check, tls_import).
+"""Certificates and TLS endpoints: read, describe and judge them (tls_check, tls_import, health_gate's tls probe).
 
 The parsing and the public-key and signature checks are the ``cryptography`` library's; the trust of a served chain
 is judged by OpenSSL through Python's ``ssl`` module, as a real client does. Every problem is returned as text that
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import hashlib
 import itertools
 import os
 import re
 import socket
 import ssl
+import time
 import typing as t
 import warnings
 
@@ -227,26 +229,112 @@ def chain_problems(chain: list[x509.Certificate], anchors: list[x509.Certificate
 
 
 # --- endpoints --------------------------------------------------------------------------------------------------
-def _connect_error(exc: BaseException, address: str, port: int) -> str:
-    where = f"{address}:{port}"
-    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+def is_server_name(name: t.Any) -> bool:
+    """Whether ``name`` can be sent as SNI and checked against a certificate: a DNS name (ASCII, no spaces)."""
+    return isinstance(name, str) and 0 < len(name) <= 253 and name.isascii() and not name.startswith(".") \
+        and ".." not in name and not any(c.isspace() or ord(c) < 33 or ord(c) == 127 for c in name)
+
+
+def is_address(address: t.Any) -> bool:
+    """Whether ``address`` can be connected to: a host name or an IP address (no spaces, no control characters)."""
+    return isinstance(address, str) and 0 < len(address) <= 253 \
+        and not any(c.isspace() or ord(c) < 33 or ord(c) == 127 for c in address)
+
+
+@functools.lru_cache(maxsize=16)
+def trust_context(ca_bundle: str = "") -> ssl.SSLContext:
+    """A client context that verifies the chain against ``ca_bundle`` (the system trust when empty), not the name.
+
+    The host name is judged from the certificate (its own reason); ssl.SSLError / OSError when the bundle cannot be
+    loaded. Cached: a gate's rounds load a bundle once.
+    """
+    context = ssl.create_default_context(cafile=ca_bundle or None)
+    context.check_hostname = False
+    return context
+
+
+@functools.lru_cache(maxsize=1)
+def _accept_any_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _NoCertificate(Exception):
+    """The endpoint served no certificate; the message is the reason a client would give."""
+
+
+def _connect_error(exc: BaseException, where: str, address: str) -> str:
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, ConnectionRefusedError) or code == errno.ECONNREFUSED:
         return f"connection refused ({where})"
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"unreachable ({where}): {getattr(exc, 'strerror', None) or exc}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return f"connection timed out ({where})"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve {address} ({exc.strerror or exc})"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({where}): {exc.reason or exc}"
     return f"connection failed ({where}): {getattr(exc, 'strerror', None) or exc}"
 
 
-def _handshake(address: str, port: int, server_name: str, context: ssl.SSLContext, timeout: float) -> bytes:
-    with socket.create_connection((address, port), timeout=timeout) as sock, \
-            context.wrap_socket(sock, server_hostname=server_name) as tls:
-        der = tls.getpeercert(binary_form=True)
+def _served_certificate(address: str, port: int, server_name: str, context: ssl.SSLContext, deadline: float,
+                        timeout: float) -> bytes:
+    """The DER certificate ``address:port`` serves for SNI ``server_name``, connection and handshake both ending by
+    ``deadline`` (monotonic). ssl.SSLCertVerificationError when ``context`` does not trust it; _NoCertificate with
+    the reason when there is no certificate to judge (refused, unreachable, timed out, handshake failed)."""
+    where = f"{address}:{port}"
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _NoCertificate(f"connection timed out ({where}): no time left of {timeout:g}s")
+    try:
+        sock = socket.create_connection((address, port), timeout=left)
+    except (OSError, ValueError, UnicodeError) as exc:
+        raise _NoCertificate(_connect_error(exc, where, address)) from None
+    with sock:
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)  # the whole handshake, not each read (CPython's handshake keeps one deadline)
+            with context.wrap_socket(sock, server_hostname=server_name) as tls:
+                der = tls.getpeercert(binary_form=True)
+        except ssl.SSLCertVerificationError:
+            raise
+        except TimeoutError:
+            raise _NoCertificate(f"TLS handshake timed out ({where}): the connection was accepted, the handshake "
+                                 f"did not finish within {timeout:g}s") from None
+        except ssl.SSLError as exc:
+            raise _NoCertificate(f"TLS handshake failed ({where}): {exc.reason or exc}") from None
+        except (OSError, ValueError, UnicodeError) as exc:
+            raise _NoCertificate(f"TLS handshake failed ({where}): "
+                                 f"{getattr(exc, 'strerror', None) or exc}") from None
     if not der:
-        raise ssl.SSLError("the server sent no certificate")
+        raise _NoCertificate(f"TLS handshake failed ({where}): the server sent no certificate")
     return der
+
+
+def _expiry_problem(cert: x509.Certificate, info: dict[str, t.Any], now: datetime.datetime, min_days: int) -> str:
+    if now > not_after(cert):
+        days = int((now - not_after(cert)).total_seconds() // 86400)
+        ago = f"{days} day{'s' if days != 1 else ''} ago" if days else "less than a day ago"
+        return f"expired: notBefore {info['not_before']}, notAfter {info['not_after']} ({ago})"
+    if now < not_before(cert):
+        return f"not valid yet: notBefore {info['not_before']}, notAfter {info['not_after']}"
+    if info["days_left"] < min_days:
+        return f"expires soon: {info['days_left']} days left (notAfter {info['not_after']}), fewer than {min_days}"
+    return ""
+
+
+def _expected_problems(cert: x509.Certificate, info: dict[str, t.Any], expect_sha256: str,
+                       expect_issuer: str) -> list[str]:
+    problems = []
+    if expect_sha256 and info["sha256"] != normalise_fingerprint(expect_sha256):
+        problems.append(f"unexpected certificate: sha256 {info['sha256']}, expected "
+                        f"{normalise_fingerprint(expect_sha256)}")
+    if expect_issuer and not issuer_matches(cert, expect_issuer):
+        problems.append(f"unexpected issuer: {info['issuer']}, expected {expect_issuer}")
+    return problems
 
 
 def check_endpoint(server_name: str, address: str, port: int, ca_bundle: str, min_days: int, timeout: float,
@@ -256,69 +344,54 @@ def check_endpoint(server_name: str, address: str, port: int, ca_bundle: str, mi
 
     checks: connect, chain (OpenSSL against ``ca_bundle``, or the system trust when empty), hostname, expiry (days
     left at least ``min_days``), expected (fingerprint / issuer when given). ``reasons`` names every failure.
+    ``timeout`` bounds the whole check, connections and handshakes together: a server that accepts the connection
+    and never answers the ClientHello is a ``TLS handshake timed out`` at ``timeout``, never a hang. The callers:
+    tls_check (one result per target) and health_gate's tls probe (one sample per round).
     """
+    deadline = time.monotonic() + timeout
     now = now or utcnow()
     checks: dict[str, bool | None] = {"connect": False, "chain": None, "hostname": None, "expiry": None,
                                       "expected": None}
     result: dict[str, t.Any] = {"host": server_name, "address": address, "port": port, "verdict": "fail",
                                 "reasons": [], "checks": checks, "certificate": {}}
     reasons: list[str] = result["reasons"]
-    verifying = ssl.create_default_context(cafile=ca_bundle or None)
-    verifying.check_hostname = False  # judged below, from the certificate (a separate reason)
+    verifying = trust_context(ca_bundle or "")
     der = b""
     trust_error = ""
     try:
-        der = _handshake(address, port, server_name, verifying, timeout)
+        der = _served_certificate(address, port, server_name, verifying, deadline, timeout)
     except ssl.SSLCertVerificationError as exc:
         trust_error = "" if exc.verify_code in _TIME_ERRORS else (exc.verify_message or str(exc))
-        result["checks"]["chain"] = not trust_error
-    except (OSError, ValueError, UnicodeError) as exc:
-        reasons.append(_connect_error(exc, address, port))
+        checks["chain"] = not trust_error
+        try:  # the certificate the verification refused, to judge the rest: a second handshake, same deadline
+            der = _served_certificate(address, port, server_name, _accept_any_context(), deadline, timeout)
+        except _NoCertificate as again:
+            reasons.append(str(again))
+            return result
+    except _NoCertificate as exc:
+        reasons.append(str(exc))
         return result
     else:
-        result["checks"]["chain"] = True
-    if not der:
-        unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        unverified.check_hostname = False
-        unverified.verify_mode = ssl.CERT_NONE
-        try:
-            der = _handshake(address, port, server_name, unverified, timeout)
-        except (OSError, ValueError, UnicodeError) as exc:
-            reasons.append(_connect_error(exc, address, port))
-            return result
-    result["checks"]["connect"] = True
+        checks["chain"] = True
+    checks["connect"] = True
     if trust_error:
         reasons.append(f"untrusted: the chain does not verify against "
                        f"{'the CA bundle ' + ca_bundle if ca_bundle else 'the system trust store'} ({trust_error})")
     cert = x509.load_der_x509_certificate(der)
     info = describe(cert, now)
     result["certificate"] = info
-    result["checks"]["hostname"] = covers(cert, server_name)
-    if not result["checks"]["hostname"]:
+    checks["hostname"] = covers(cert, server_name)
+    if not checks["hostname"]:
         reasons.append(f"host name mismatch: the certificate is for {', '.join(info['dns_names']) or 'no DNS name'}, "
                        f"not {server_name}")
-    if now > not_after(cert):
-        reasons.append(f"expired: notBefore {info['not_before']}, notAfter {info['not_after']}")
-        result["checks"]["expiry"] = False
-    elif now < not_before(cert):
-        reasons.append(f"not valid yet: notBefore {info['not_before']}, notAfter {info['not_after']}")
-        result["checks"]["expiry"] = False
-    elif info["days_left"] < min_days:
-        reasons.append(f"expires soon: {info['days_left']} days left (notAfter {info['not_after']}), "
-                       f"fewer than {min_days}")
-        result["checks"]["expiry"] = False
-    else:
-        result["checks"]["expiry"] = True
+    expiry = _expiry_problem(cert, info, now, min_days)
+    checks["expiry"] = not expiry
+    if expiry:
+        reasons.append(expiry)
     if expect_sha256 or expect_issuer:
-        expected = True
-        if expect_sha256 and info["sha256"] != normalise_fingerprint(expect_sha256):
-            expected = False
-            reasons.append(f"unexpected certificate: sha256 {info['sha256']}, expected "
-                           f"{normalise_fingerprint(expect_sha256)}")
-        if expect_issuer and not issuer_matches(cert, expect_issuer):
-            expected = False
-            reasons.append(f"unexpected issuer: {info['issuer']}, expected {expect_issuer}")
-        result["checks"]["expected"] = expected
+        expected = _expected_problems(cert, info, expect_sha256, expect_issuer)
+        checks["expected"] = not expected
+        reasons.extend(expected)
     result["verdict"] = "pass" if not reasons else "fail"
     return result
 

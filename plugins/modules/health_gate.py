@@ -10,8 +10,8 @@ short_description: Decide from real probes whether a migration step may proceed
 version_added: 0.1.0
 description:
   - Runs rounds of probes (HTTP(S), TCP connect, Redis C(PING), a Prometheus instant query compared with
-    thresholds, a command on the target) and decides like an Argo Rollouts AnalysisRun, between a Docker Compose
-    host and K3s alike.
+    thresholds, a command on the target, the certificate a TLS endpoint serves) and decides like an Argo Rollouts
+    AnalysisRun, between a Docker Compose host and K3s alike.
   - A probe sample fails on a transport error or timeout, when C(probes[].failure_condition) is met, or when
     C(probes[].success_condition) (or the probe's own expectation, such as the HTTP status) is not met. A
     Prometheus query that returns no data follows the probe's explicit C(probes[].on_no_data) policy.
@@ -44,6 +44,7 @@ attributes:
 requirements:
   - requests (HTTP and Prometheus probes)
   - redis (Redis probes)
+  - cryptography (TLS probes)
 options:
   probes:
     description:
@@ -59,6 +60,14 @@ options:
         C(validate_certs) and thresholds in C(success_condition)/C(failure_condition) (C(min_value), C(max_value)).
       - C(command) takes C(argv) (list) or C(cmd) (string), C(expected_rc), C(stdout_regex); it runs on the host the
         module runs on.
+      - C(tls) takes C(host), C(port), C(server_name), C(ca_path), C(min_days), C(expected_sha256),
+        C(expected_issuer). It connects to C(host) with SNI C(server_name) and judges the served certificate by the
+        rules of M(sophia.migrate.tls_check) - the chain verifies against C(ca_path) (default the system trust
+        store), the certificate is valid for C(server_name), valid now with at least C(min_days) days left, and is the
+        expected one when C(expected_sha256) or C(expected_issuer) is given. The sample's C(message) names every
+        failure (C(connection refused), C(TLS handshake timed out), C(untrusted), C(host name mismatch),
+        C(expired), C(expires soon), C(unexpected certificate), C(unexpected issuer)); its C(certificate) holds the
+        served certificate's C(sha256), C(issuer), C(not_after) and C(days_left).
       - Secrets never show in the output, also at C(-vvv) - C(password) and C(headers) are not logged, and every URL
         shown (in the invocation, results and messages) is cut to scheme, host, port and path - C(user:password@),
         the query string and the fragment are removed.
@@ -70,11 +79,14 @@ options:
         description: Name of the probe in samples and messages (default V(<type>-<index>)).
         type: str
       type:
-        description: V(http), V(tcp), V(redis), V(prometheus) or V(command).
+        description: V(http), V(tcp), V(redis), V(prometheus), V(command) or V(tls).
         type: str
         required: true
       timeout:
-        description: Seconds a sample may take (default 5).
+        description:
+          - Seconds a sample may take (default 5).
+          - V(tls) - the connection and the TLS handshake together; an endpoint that accepts the connection and never
+            answers the handshake fails at this bound.
         type: float
       success_condition:
         description: A dict with any of C(status) (list), C(max_latency_ms), C(min_value), C(max_value) that must hold.
@@ -118,7 +130,10 @@ options:
         description: V(http), V(prometheus) - verify the TLS certificate (default true).
         type: bool
       ca_path:
-        description: V(http) - CA bundle that signed the server certificate.
+        description:
+          - V(http) - CA bundle that signed the server certificate.
+          - V(tls) - PEM file of the CAs to trust (default the system trust store); it must exist and hold a CA
+            certificate.
         type: path
       client_cert:
         description: V(http) - client certificate (mutual TLS).
@@ -127,11 +142,29 @@ options:
         description: V(http) - key of O(probes[].client_cert).
         type: path
       host:
-        description: V(tcp), V(redis) - the host to connect to.
+        description: V(tcp), V(redis), V(tls) (required) - the host name or address to connect to.
         type: str
       port:
-        description: V(tcp) - the port (required); V(redis) - the port (default 6379).
+        description: V(tcp) - the port (required); V(redis) - the port (default 6379); V(tls) - the port (default 443).
         type: int
+      server_name:
+        description:
+          - V(tls) - the name sent as SNI and checked against the certificate (default O(probes[].host)); give it
+            when O(probes[].host) is an address.
+        type: str
+        version_added: 0.3.0
+      min_days:
+        description: V(tls) - fewer days left before the certificate expires than this fail the sample (default 14).
+        type: int
+        version_added: 0.3.0
+      expected_sha256:
+        description: V(tls) - the SHA-256 fingerprint the served certificate must have (hex, colons allowed).
+        type: str
+        version_added: 0.3.0
+      expected_issuer:
+        description: V(tls) - the served certificate's issuer (its CN, O or RFC 4514 name), for example C(R11).
+        type: str
+        version_added: 0.3.0
       db:
         description: V(redis) - the database number (default 0).
         type: int
@@ -274,6 +307,22 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "stepping back: {{ gate.reason }}"
   when: not gate.passed
+
+# Each step of the traffic walk holds HTTPS too: the public address serves the imported certificate.
+- name: HTTPS and the API hold at this step
+  sophia.migrate.health_gate:
+    probes:
+      - name: www-tls
+        type: tls
+        host: 192.222.51.223
+        server_name: www.sophia-intel.ai
+        expected_sha256: "{{ ingress_certs_tls.certificates[0].sha256 }}"
+        min_days: 14
+        timeout: 3
+      - {name: k3s, type: http, url: "https://www.sophia-intel.ai/api/research/health", timeout: 2}
+    interval: 10
+    duration: 300
+    min_duration: 300
 """
 
 RETURN = r"""
@@ -303,6 +352,8 @@ samples:
   description:
     - Every sample with C(probe), C(round), C(at) (epoch seconds), C(outcome), C(latency_ms), C(status),
       C(value) and C(message).
+    - A C(tls) probe's sample has C(certificate) (C(sha256), C(issuer), C(not_after), C(days_left)) when a
+      certificate was served.
   returned: always
   type: list
   elements: dict
@@ -324,7 +375,7 @@ import subprocess
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.sophia.migrate.plugins.module_utils import _health, _health_criteria, _health_rounds
+from ansible_collections.sophia.migrate.plugins.module_utils import _health, _health_criteria, _health_rounds, _tls
 from ansible_collections.sophia.migrate.plugins.module_utils._args import AnsibleModule
 from ansible_collections.sophia.migrate.plugins.module_utils._health_probe_spec import (
     PROBE_OPTIONS,
@@ -394,6 +445,8 @@ def main() -> None:
     kinds = {pr["type"] for pr in probes + ([baseline["probe"]] if baseline else [])}
     if kinds & {"http", "prometheus"} and not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
+    if "tls" in kinds and not _tls.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"))
 
     session = requests.Session() if HAS_REQUESTS else None
     all_probes = probes + ([baseline["probe"]] if baseline else [])

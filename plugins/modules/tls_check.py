@@ -60,7 +60,9 @@ options:
     type: int
     default: 14
   timeout:
-    description: Seconds to wait for each connection and handshake.
+    description:
+      - Seconds the check of one target may take, its connections and TLS handshakes together (a server that accepts
+        the connection and never answers the handshake fails with C(TLS handshake timed out) at this bound).
     type: float
     default: 10.0
   report_only:
@@ -162,11 +164,10 @@ def main() -> None:
     for index, target in enumerate(p["targets"]):
         where = f"targets[{index}]"
         host = target["host"]
-        if not host or len(host) > 253 or not host.isascii() or any(c.isspace() or ord(c) < 33 for c in host) \
-                or host.startswith(".") or ".." in host:
+        if not _tls.is_server_name(host):
             module.fail_json(msg=f"tls_check: {where}.host must be a DNS name (ASCII, no spaces), got {host!r:.80}")
         address = target["address"] or host
-        if len(address) > 253 or any(c.isspace() or ord(c) < 33 for c in address) or "\x00" in address:
+        if not _tls.is_address(address):
             module.fail_json(msg=f"tls_check: {where}.address must be a host name or an IP address, "
                                  f"got {address!r:.80}")
         if target["expect_sha256"] and not _tls.normalise_fingerprint(target["expect_sha256"]):

@@ -1,16 +1,14 @@
 """tls_check against real TLS servers on loopback (Python's ssl server in a thread) serving real generated certificates.
 
 Each failure a client would see is named in the target's reasons: a good certificate passes; a wrong host name, an
-expired certificate, an untrusted (self-signed) one, an unexpected fingerprint and a refused connection each fail
-with their own reason, and the module fails naming them unless report_only.
+expired certificate, an untrusted (self-signed) one, an unexpected fingerprint, a refused connection and a server
+that never answers the handshake each fail with their own reason, and the module fails naming them unless
+report_only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import ssl
-import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -19,39 +17,9 @@ from unit.tls import certgen
 from ansible_collections.sophia.migrate.plugins.modules import tls_check
 from support.modules import run_module
 from support.servers import free_port
+from support.tls_servers import TlsServer
 
 WWW = "www.sophia-intel.ai"
-
-
-class TlsServer:
-    """Accepts TLS connections on a free loopback port with one certificate chain, in a daemon thread."""
-
-    def __init__(self, tmp_path, name: str, chain_pem: bytes, key_pem: bytes):
-        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-        cert.write_bytes(chain_pem)
-        key.write_bytes(key_pem)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(str(cert), str(key))
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.sni: list[str] = []
-        self.context.sni_callback = lambda _s, server_name, _c: self.sni.append(server_name)
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _address = self.sock.accept()
-            except OSError:
-                return
-            with contextlib.suppress(OSError), conn:
-                conn.settimeout(5)
-                with self.context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1)  # until the client closes
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +83,7 @@ def test_expired(capsys, servers):
     cert = servers["expired_cert"].cert
     assert result["reasons"] == [
         f"expired: notBefore {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}, "
-        f"notAfter {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"]
+        f"notAfter {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ} (2 days ago)"]
     assert result["checks"]["expiry"] is False and result["checks"]["chain"] is True
     assert res["failed"] and "expired: notBefore" in res["msg"]
 
@@ -182,3 +150,20 @@ def test_bad_inputs_are_clean_failures(capsys, servers, tmp_path):
     res = run_module(tls_check, {"targets": [target(servers, "good")], "ca_bundle": str(tmp_path / "garbage.pem")},
                      capsys)
     assert res["failed"] and res["msg"].startswith("tls_check: www.sophia-intel.ai:"), res
+
+
+def test_a_server_that_never_answers_the_handshake_is_a_timeout_within_the_bound(capsys, servers, tmp_path):
+    # TCP accepted, the ClientHello never answered: the whole check (connection and handshake) ends at its timeout
+    hung = TlsServer(tmp_path, "hung", servers["pki"].fullchain(servers["good_cert"]), servers["good_cert"].key_pem)
+    hung.hang = True
+    try:
+        start = time.monotonic()
+        res = check(capsys, servers, [{"host": WWW, "address": "127.0.0.1", "port": hung.port}], timeout=1.0)
+        elapsed = time.monotonic() - start
+    finally:
+        hung.close()
+    (result,) = res["results"]
+    assert result["reasons"] == [f"TLS handshake timed out (127.0.0.1:{hung.port}): the connection was accepted, "
+                                 "the handshake did not finish within 1s"]
+    assert result["checks"]["connect"] is False and res["failed"]
+    assert 0.9 <= elapsed <= 1.0 + 0.3, elapsed

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
+from unit.tls import certgen
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _gpu
 
@@ -105,6 +106,7 @@ class Files:
 
 # --- a valid starting point per module -----------------------------------------------------------------------
 CLOSED = "http://127.0.0.1:1"
+TEST_CA_PEM = certgen.ca().pem.decode()  # a real CA certificate: a CA bundle OpenSSL loads
 NO_DOCKER = "unix:///nonexistent/hostile-input-docker.sock"
 COMPOSE = """\
 name: demo
@@ -180,7 +182,12 @@ def base_args(name: str, f: Files) -> dict[str, t.Any]:
         "flyio_repo_scan": lambda: {"paths": [f.dir("repo"), f.file("repo/fly.toml", 'app = "app-a"\n')]},
         "gpu_facts": lambda: {"nvidia_smi": str(f.missing), "query_output": GPU_CSV, "list_output": GPU_LIST},
         "gpu_plan": lambda: {"gpus": _gpu.parse_query_csv(GPU_CSV), "requests": {"web": 1}},
-        "health_gate": lambda: {"probes": [{"name": "web", "type": "http", "url": CLOSED + "/health",
+        # probes[0] is a tls probe (its keys get the hostile values); the http keys get them through baseline.probe
+        "health_gate": lambda: {"probes": [{"name": "edge", "type": "tls", "host": "127.0.0.1", "port": 1,
+                                            "server_name": "www.example.test", "min_days": 14, "timeout": 0.3,
+                                            "ca_path": f.file("tls/probe-ca.pem", TEST_CA_PEM),
+                                            "expected_sha256": "ab" * 32, "expected_issuer": "R11"},
+                                           {"name": "web", "type": "http", "url": CLOSED + "/health",
                                             "timeout": 0.3, "expected_status": [200],
                                             "success_condition": {"max_latency_ms": 500}}],
                                 "baseline": {"candidate": "web", "probe": {"name": "old", "type": "http",

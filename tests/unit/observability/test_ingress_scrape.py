@@ -62,6 +62,7 @@ def test_prometheus_on_a_node_port_kept_to_the_pods_and_the_node(rendered):
 
 def test_off_switches(tmp_path):
     prometheus, namespace = run(tmp_path, {"observability_scrape_ingress_controller": False,
+                                           "observability_scrape_cert_manager": False,
                                            "observability_prometheus_node_port": 0})
     assert prometheus["prometheusSpec"]["additionalScrapeConfigs"] == []
     assert prometheus["service"] == {}
