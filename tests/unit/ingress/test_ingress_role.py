@@ -134,6 +134,9 @@ def test_f5_manifest_content(f5):
     assert issuers["letsencrypt-staging"]["spec"]["acme"]["server"].startswith("https://acme-staging-v02")
     solver = issuers["letsencrypt-production"]["spec"]["acme"]["solvers"][0]
     assert solver["http01"]["ingress"]["ingressClassName"] == "nginx"
+    # the solver's Ingress joins the host's master as a minion (F5 NGINX refuses a second plain Ingress for a host)
+    template = solver["http01"]["ingress"]["ingressTemplate"]["metadata"]["annotations"]
+    assert template == {"nginx.org/mergeable-ingress-type": "minion"}
     certs = out["sophia-ingress-50-certificates.yaml"]
     # Staging stage: staging certificates only, into their own Secrets.
     assert {(c["metadata"]["name"], c["spec"]["secretName"], c["spec"]["issuerRef"]["name"]) for c in certs} == {
@@ -187,6 +190,8 @@ def test_community_controller_needs_acknowledgement(tmp_path):
     assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert not any(k.startswith("nginx.org/") for d in ingresses.values() for k in d["metadata"]["annotations"])
+    issuers = out["sophia-ingress-30-cluster-issuers.yaml"]
+    assert all("ingressTemplate" not in i["spec"]["acme"]["solvers"][0]["http01"]["ingress"] for i in issuers)
     assert ingresses["www-api-memory"]["spec"]["tls"][0]["secretName"] == "www-sophia-intel-ai-tls"
 
 
