@@ -41,11 +41,13 @@ def _id(value: str | None, kind: str) -> int | None:
     if value is None or value == "":
         return None
     if str(value).isdigit():
+        if int(value) > 0xFFFFFFFE:  # (uid_t)-1 means "leave it", and larger ids do not exist
+            raise FileSetError(f"{kind} {value!r:.40} is not a valid numeric id")
         return int(value)
     try:
         return pwd.getpwnam(value).pw_uid if kind == "owner" else grp.getgrnam(value).gr_gid
-    except KeyError:
-        raise FileSetError(f"{kind} {value!r} does not exist on this host") from None
+    except (KeyError, ValueError):  # ValueError: a name with a NUL byte
+        raise FileSetError(f"{kind} {value!r:.80} does not exist on this host") from None
 
 
 class FileSet:

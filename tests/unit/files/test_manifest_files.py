@@ -75,6 +75,8 @@ def test_owner_and_group_by_name_or_id(capsys, dirs):
     (FILES, {"mode": "77777"}, "mode '77777' is out of range"),
     (FILES, {"owner": "no-such-user-here"}, "owner 'no-such-user-here' does not exist on this host"),
     (FILES, {"group": "no-such-group-here"}, "group 'no-such-group-here' does not exist on this host"),
+    (FILES, {"owner": "ro\x00ot"}, "owner 'ro\\x00ot' does not exist on this host"),
+    (FILES, {"owner": "4294967295"}, "owner '4294967295' is not a valid numeric id"),
 ])
 def test_bad_input_is_refused_by_name_before_anything_is_written(capsys, dirs, files, options, message):
     res = run(capsys, dirs, files=files, **options)

@@ -245,6 +245,8 @@ def base_args(name: str, f: Files) -> dict[str, t.Any]:
                                "ca_bundle": f.file("tls/ca.pem", "-----BEGIN CERTIFICATE-----\nAA==\n"
                                                    "-----END CERTIFICATE-----\n"), "min_days": 0},
         "tree_compare": lambda: {"source": f.dir("tree/src"), "target": f.dir("tree/dst")},
+        "manifest_files": lambda: {"files": [{"name": "a.yaml", "content": "kind: A\n"}],
+                                   "dest": [f.dir("manifest_files/one"), f.dir("manifest_files/two")], "mode": "0600"},
         "usage_report": lambda: {"prometheus_url": CLOSED, "timeout": 0.5, "namespace": "demo",
                                  "workloads": ["web"]},
         "volume_backup": lambda: {"source": f.dir("volume"), "dest": str(f.out / "backup.tar.gz"),
