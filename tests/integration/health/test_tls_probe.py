@@ -96,8 +96,7 @@ def failure_cases(tls):
                     f"notAfter {stamp(expired.not_valid_after_utc)} (2 days ago)"),
         "expiring": (probe(tls, "expiring"),
                      f"expires soon: 9 days left (notAfter {stamp(expiring.not_valid_after_utc)}), fewer than 14"),
-        "min_days above the days left": (probe(tls, "good", min_days=100),
-                                  "expires soon: 89 days left (notAfter "),
+        "min_days above the days left": (probe(tls, "good", min_days=100), "expires soon: 89 days left (notAfter "),
         "self-signed": (probe(tls, "self_signed"),
                         f"untrusted: the chain does not verify against the CA bundle {tls['bundle']} "
                         "(self-signed certificate)"),
@@ -131,8 +130,8 @@ def test_each_problem_fails_the_gate_with_its_reason(case, capsys, tls):
 def test_every_reason_of_one_certificate_is_named(capsys, tls):
     res = gate(capsys, probe(tls, "self_signed", server_name="api.sophia-intel.ai", expected_issuer="R11"))
     message = res["samples"][0]["message"]
-    assert [part.split(":")[0] for part in message.split("; ")] == ["untrusted", "host name mismatch",
-                                                                     "unexpected issuer"]
+    parts = [part.split(":")[0] for part in message.split("; ")]
+    assert parts == ["untrusted", "host name mismatch", "unexpected issuer"]
 
 
 def test_refused(capsys, tls):

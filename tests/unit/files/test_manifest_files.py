@@ -21,8 +21,8 @@ def dirs(tmp_path):
     return one, two
 
 
-def run(capsys, dest, files=FILES, check=False, diff=False, **options):
-    args = {"files": files, "dest": [str(d) for d in dest], **options}
+def run(capsys, dest, files=None, check=False, diff=False, **options):
+    args = {"files": FILES if files is None else files, "dest": [str(d) for d in dest], **options}
     if diff:
         args["_ansible_diff"] = True
     return run_module(manifest_files, args, capsys, check_mode=check)
