@@ -16,6 +16,7 @@ import subprocess
 
 import pytest
 import yaml
+from unit.observability.render import render_observability
 
 from support.playbooks import role_play, run_play
 
@@ -25,18 +26,8 @@ CERT = {"issuer_name": "letsencrypt-prod", "issuer_kind": "ClusterIssuer", "issu
 
 
 def render(tmp_path, extra=None):
-    variables = {
-        "sophia_lab": True,
-        "observability_install": False,
-        "observability_staging_dir": str(tmp_path / "staging"),
-        "observability_manifests_dir": str(tmp_path / "k3s-manifests"),
-        **(extra or {}),
-    }
-    res = run_play(tmp_path, role_play("observability"), variables)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    rule = yaml.safe_load((tmp_path / "staging" / "sophia-migration-alerts.yaml").read_text())
-    kps = yaml.safe_load((tmp_path / "staging" / "sophia-kube-prometheus-stack.yaml").read_text())
-    return rule, yaml.safe_load(kps["spec"]["valuesContent"])["prometheus"]
+    staging, prometheus = render_observability(tmp_path, extra)
+    return yaml.safe_load((staging / "sophia-migration-alerts.yaml").read_text()), prometheus
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-from support.playbooks import role_play, run_play
+from unit.observability.render import render_observability
 
 
 def run(tmp_path, extra=None):
-    variables = {
-        "sophia_lab": True,
-        "observability_install": False,
-        "observability_staging_dir": str(tmp_path / "staging"),
-        "observability_manifests_dir": str(tmp_path / "k3s-manifests"),
-        **(extra or {}),
-    }
-    res = run_play(tmp_path, role_play("observability"), variables)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
-    kps = yaml.safe_load((tmp_path / "staging" / "sophia-kube-prometheus-stack.yaml").read_text())
-    namespace = [d for d in yaml.safe_load_all((tmp_path / "staging" / "sophia-observability-namespace.yaml")
-                                               .read_text()) if d]
-    return yaml.safe_load(kps["spec"]["valuesContent"])["prometheus"], namespace
+    staging, prometheus = render_observability(tmp_path, extra)
+    namespace = [d for d in yaml.safe_load_all((staging / "sophia-observability-namespace.yaml").read_text()) if d]
+    return prometheus, namespace
 
 
 @pytest.fixture(scope="module")
