@@ -282,3 +282,25 @@ def test_a_flush_that_ends_after_the_file_restarted_from_zero_does_not_count_the
     release.set()
     flusher.close()
     assert flusher.syncs == 1 and flusher.written == 0 and flusher.flushed == 0
+
+
+def test_the_file_is_written_in_bounded_slices_and_short_writes_are_continued(monkeypatch):
+    """A 4 MiB chunk goes to the file in write(2) calls of at most WRITE_SLICE bytes (large writes cost the kernel
+    far more per byte on the test machine, see the constant's comment); a short write is continued where it ended,
+    so every byte lands once and in order."""
+    calls: list[int] = []
+    out = bytearray()
+
+    def fake_write(fd: int, data: memoryview) -> int:
+        assert fd == 7
+        n = len(data) if len(calls) % 3 else max(1, len(data) // 2)  # every third call writes only half
+        calls.append(len(data))
+        out.extend(bytes(data[:n]))
+        return n
+
+    monkeypatch.setattr(_qdrant_download.os, "write", fake_write)
+    chunk = os.urandom(4 << 20)
+    _qdrant_download._write_all(7, memoryview(chunk))
+    assert bytes(out) == chunk
+    assert max(calls) == _qdrant_download.WRITE_SLICE < len(chunk)
+    assert len(calls) > len(chunk) // _qdrant_download.WRITE_SLICE  # the short writes were continued
