@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import textwrap
 import time
 import typing as t
 
@@ -98,6 +99,25 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def nginx_main_conf(directory: str | os.PathLike, body: str = "include conf.d/*.conf;",
+                    worker_connections: int = 1024) -> str:
+    """nginx.conf for a test nginx run with ``-p directory``: pid, logs and temporary files inside it, ``body`` in its
+    http block. Run as root, the workers are root too (nobody cannot read pytest's 0700 temporary directories)."""
+    return ("user root;\n" if os.geteuid() == 0 else "") + textwrap.dedent(f"""\
+        worker_processes 1;
+        pid {directory}/nginx.pid;
+        error_log {directory}/logs/error.log warn;
+        events {{ worker_connections {worker_connections}; }}
+        http {{
+            access_log off;
+            client_body_temp_path {directory}/body;
+            proxy_temp_path {directory}/proxy;
+            fastcgi_temp_path {directory}/fcgi;
+            uwsgi_temp_path {directory}/uwsgi;
+            scgi_temp_path {directory}/scgi;
+        """) + body + "\n}\n"
 
 
 def free_ports(count: int) -> list[int]:

@@ -21,6 +21,7 @@ import time
 import typing as t
 
 from ansible_collections.sophia.migrate.plugins.module_utils._haproxy import HaproxyError, RuntimeApi, share_of
+from support.servers import nginx_main_conf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PLUGINS = os.path.join(ROOT, "plugins")
@@ -52,20 +53,7 @@ class Nginx:
         self.conf = os.path.join(self.dir, "nginx.conf")
         self.ports = ports
         with open(self.conf, "w") as handle:
-            # workers of a root master run as nobody, who cannot read pytest's 0700 tmp dirs
-            handle.write(("user root;\n" if os.geteuid() == 0 else "") + textwrap.dedent("""\
-                worker_processes 1;
-                pid {dir}/nginx.pid;
-                error_log {dir}/logs/error.log warn;
-                events {{ worker_connections 1024; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {dir}/body;
-                    proxy_temp_path {dir}/proxy;
-                    fastcgi_temp_path {dir}/fcgi;
-                    uwsgi_temp_path {dir}/uwsgi;
-                    scgi_temp_path {dir}/scgi;
-                """).format(dir=self.dir) + body + "\n}\n")
+            handle.write(nginx_main_conf(self.dir, body))
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
