@@ -361,6 +361,8 @@ class _SniConnection(http.client.HTTPSConnection):
 ACME_PATH = "/.well-known/acme-challenge/"
 ACME_ARGS = ["^~", ACME_PATH]
 ACME_COMMENT = "# sophia.migrate: ACME HTTP-01 challenges answered by the K3s ingress (cert-manager)"
+ACME_NAMED = "@sophia_acme_k3s"
+ACME_FALLBACK_COMMENT = "# sophia.migrate: a token not in this webroot goes to the K3s ingress (cert-manager)"
 
 
 def _listens_plain(server: Node, port: int) -> bool:
@@ -377,16 +379,30 @@ def _listens_plain(server: Node, port: int) -> bool:
     return False
 
 
+def _default_plain(server: Node, port: int) -> bool:
+    """Whether ``server`` is marked ``default_server`` on a plain-HTTP listen of ``port``."""
+    return any(n.name == "listen" and ("default_server" in n.args[1:] or "default" in n.args[1:])
+               and "ssl" not in n.args[1:] and _listens_plain(Node(**{**server._asdict(), "block": [n]}), port)
+               for n in server.block or [])
+
+
 def acme_servers(tree: Tree, host: str, port: int) -> list[Node]:
-    """The http server blocks that serve ``host`` on plain-HTTP ``port``."""
+    """The http server blocks that serve ``host`` on plain-HTTP ``port``: those naming it, or else the one nginx
+    answers it with - the port's ``default_server``, or the first server listening on the port (nginx's rule for a
+    name no server has; production's :80 server answers the TLS hosts that have no plain-HTTP server of their own)."""
     host = host.lower()
-    out = []
+    out, plain = [], []
     for context in (n for n in tree.top if n.name == "http" and n.block is not None):
         for server in (n for n in context.block if n.name == "server" and n.block is not None):
+            if not _listens_plain(server, port):
+                continue
+            plain.append(server)
             names = [a.lower() for n in server.block if n.name == "server_name" for a in n.args]
-            if host in names and _listens_plain(server, port):
+            if host in names:
                 out.append(server)
-    return out
+    if out or not plain:
+        return out
+    return [next((s for s in plain if _default_plain(s, port)), plain[0])]
 
 
 def _acme_locations(server: Node) -> list[Node]:
@@ -395,19 +411,111 @@ def _acme_locations(server: Node) -> list[Node]:
 
 
 def _ours(node: Node) -> bool:
-    return node.args == ACME_ARGS and any(d.name == "proxy_pass" for d in node.block or [])
+    return node.args in (ACME_ARGS, [ACME_NAMED]) and any(d.name == "proxy_pass" for d in node.block or [])
+
+
+def _our_try(directive: Node) -> bool:
+    return directive.name == "try_files" and directive.args == ["$uri", ACME_NAMED]
+
+
+def _our_try_files(node: Node) -> list[Node]:
+    return [d for d in node.block or [] if _our_try(d)]
+
+
+def _webroot(node: Node) -> bool:
+    """A certbot-style webroot location (``root DIR;`` and nothing else that decides the answer, besides our own
+    ``try_files``): the one shape whose tokens can be kept while the others go on to K3s."""
+    names = [d.name for d in node.block or [] if not _our_try(d)]
+    return names.count("root") == 1 and set(names) <= {"root", "default_type"}
 
 
 class AcmeChange(t.NamedTuple):
     file: str
     line: int
     server: str
-    action: str  # added, removed, unchanged
+    action: str  # added, retargeted, removed, unchanged
+
+
+def _cut(text: str, node: Node, comment: str) -> tuple[int, int, str]:
+    """The splice removing ``node``, the line break before it and the comment this module wrote above it."""
+    start = text.rfind("\n", 0, node.start)
+    previous = text.rfind("\n", 0, start) if start > 0 else -1
+    if start > 0 and text[previous + 1:start].strip().startswith(comment):
+        start = previous
+    return (start if start >= 0 else node.start, node.end, "")
+
+
+def _append(text: str, parent: Node, lines: list[str]) -> tuple[int, int, str]:
+    """The splice adding ``lines`` (each relative to the block's indentation, nested lines indented by four more)
+    after the last directive of ``parent``'s block, in the indentation of its directives."""
+    children = [n for n in parent.block or [] if n.file == parent.file]
+    if children:
+        first = children[0]
+        line_start = text.rfind("\n", 0, first.start) + 1
+        indent = text[line_start:first.start]
+        indent = indent if not indent.strip() else "    "
+        at = children[-1].end
+    else:
+        line_start = text.rfind("\n", 0, parent.start) + 1
+        outer = text[line_start:parent.start]
+        indent = (outer if not outer.strip() else "") + "    "
+        at = text.index("{", parent.start) + 1
+    step = "\t" if indent == "\t" else "    "
+    body = "".join("\n" + indent + step * ((len(line) - len(line.lstrip(" "))) // 4) + line.lstrip(" ")
+                   for line in lines)
+    return (at, at, body)
+
+
+def _retarget(node: Node, want: str, splices: dict[str, list[tuple[int, int, str]]]) -> str:
+    passes = [d for d in node.block or [] if d.name == "proxy_pass"]
+    if len(passes) == 1 and passes[0].args == [want]:
+        return "unchanged"
+    start, end = passes[0].arg_spans[0]
+    splices.setdefault(passes[0].file, []).append((start, end, want))
+    return "retargeted"
+
+
+def _proxy_lines(args: list[str], want: str) -> list[str]:
+    return [ACME_COMMENT, f"location {' '.join(args)} {{", "    proxy_set_header Host $host;",
+            f"    proxy_pass {want};", "}"]
+
+
+def _absent(tree: Tree, server: Node, found: list[Node], splices: dict[str, list[tuple[int, int, str]]]) -> bool:
+    cut = False
+    for node in [n for n in server.block or [] if _ours(n)]:
+        splices.setdefault(node.file, []).append(_cut(tree.texts[node.file], node, ACME_COMMENT))
+        cut = True
+    for location in found:
+        for directive in _our_try_files(location):
+            splices.setdefault(directive.file, []).append(_cut(tree.texts[directive.file], directive,
+                                                               ACME_FALLBACK_COMMENT))
+            cut = True
+    return cut
+
+
+def _shared(tree: Tree, server: Node, webroot: Node, want: str, splices: dict[str, list[tuple[int, int, str]]]) -> str:
+    """A certbot webroot stays: a token it has is answered from it, any other goes to K3s (``try_files`` falling
+    back to a named location), so certbot's renewals and cert-manager's orders both pass during coexistence."""
+    actions = []
+    if not _our_try_files(webroot):
+        splices.setdefault(webroot.file, []).append(
+            _append(tree.texts[webroot.file], webroot, [ACME_FALLBACK_COMMENT, f"try_files $uri {ACME_NAMED};"]))
+        actions.append("added")
+    named = [n for n in server.block or [] if n.name == "location" and n.args == [ACME_NAMED]]
+    if named:
+        actions.append(_retarget(named[0], want, splices))
+    else:
+        splices.setdefault(server.file, []).append(
+            _append(tree.texts[server.file], server, _proxy_lines([ACME_NAMED], want)))
+        actions.append("added")
+    return "added" if "added" in actions else "retargeted" if "retargeted" in actions else "unchanged"
 
 
 def acme_plan(tree: Tree, host: str, port: int, target: str, state: str) -> tuple[dict[str, str], list[AcmeChange]]:
-    """(new text per changed file, one change per server): add or remove, in every plain-HTTP server of ``host``,
-    ``location ^~ /.well-known/acme-challenge/ { proxy_set_header Host $host; proxy_pass http://TARGET; }``."""
+    """(new text per changed file, one change per server): in every plain-HTTP server of ``host``, add or remove
+    ``location ^~ /.well-known/acme-challenge/ { proxy_set_header Host $host; proxy_pass http://TARGET; }``; where
+    the server already serves the path from a certbot webroot, keep it and send only the tokens it does not have to
+    K3s (``try_files $uri @sophia_acme_k3s;`` and that named location)."""
     servers = acme_servers(tree, host, port)
     if not servers and state == "present":
         raise EdgeError(f"acme_challenge: no server with server_name {host} listening on plain-HTTP port {port} in "
@@ -418,53 +526,27 @@ def acme_plan(tree: Tree, host: str, port: int, target: str, state: str) -> tupl
     for server in servers:
         where = f"{server.file}:{server.line}"
         found = _acme_locations(server)
-        text = tree.texts[server.file]
         if state == "absent":
-            mine = [n for n in found if _ours(n)]
-            for node in mine:
-                body = tree.texts[node.file]
-                start = body.rfind("\n", 0, node.start)  # the line break before it goes too
-                previous = body.rfind("\n", 0, start) if start > 0 else -1
-                if start > 0 and body[previous + 1:start].strip().startswith(ACME_COMMENT):
-                    start = previous  # and the comment this module wrote above it
-                splices.setdefault(node.file, []).append((start if start >= 0 else node.start, node.end, ""))
-            changes.append(AcmeChange(server.file, server.line, host, "removed" if mine else "unchanged"))
+            cut = _absent(tree, server, found, splices)
+            changes.append(AcmeChange(server.file, server.line, host, "removed" if cut else "unchanged"))
             continue
         others = [n for n in found if not _ours(n)]
+        if len(others) == 1 and _webroot(others[0]):
+            changes.append(AcmeChange(server.file, server.line, host, _shared(tree, server, others[0], want,
+                                                                              splices)))
+            continue
         if others:
             node = others[0]
             raise EdgeError(f"acme_challenge: server {host} ({where}) already answers the challenge path itself: "
-                            f"location {' '.join(node.args)} at {node.file}:{node.line} (a certbot webroot?); "
-                            "forwarding it to K3s would break that client's renewals; remove it first")
+                            f"location {' '.join(node.args)} at {node.file}:{node.line}, in a shape this module "
+                            "cannot share (only a certbot webroot, 'root DIR;' alone, is kept and shared); "
+                            "forwarding it to K3s would break that client's renewals")
         mine = [n for n in found if _ours(n)]
         if mine:
-            passes = [d for d in mine[0].block if d.name == "proxy_pass"]
-            if len(mine) == 1 and len(passes) == 1 and passes[0].args == [want]:
-                changes.append(AcmeChange(server.file, server.line, host, "unchanged"))
-                continue
-            start, end = passes[0].arg_spans[0]
-            splices.setdefault(passes[0].file, []).append((start, end, want))
-            changes.append(AcmeChange(server.file, server.line, host, "retargeted"))
+            changes.append(AcmeChange(server.file, server.line, host, _retarget(mine[0], want, splices)))
             continue
-        children = [n for n in server.block or [] if n.file == server.file]
-        if children:
-            first = children[0]
-            line_start = text.rfind("\n", 0, first.start) + 1
-            indent = text[line_start:first.start]
-            indent = indent if not indent.strip() else "    "
-            at = children[-1].end
-        else:
-            line_start = text.rfind("\n", 0, server.start) + 1
-            outer = text[line_start:server.start]
-            indent = (outer if not outer.strip() else "") + "    "
-            at = text.index("{", server.start) + 1
-        inner = indent + ("    " if indent != "\t" else "\t")
-        block = (f"\n{indent}{ACME_COMMENT}\n"
-                 f"{indent}location ^~ {ACME_PATH} {{\n"
-                 f"{inner}proxy_set_header Host $host;\n"
-                 f"{inner}proxy_pass {want};\n"
-                 f"{indent}}}")
-        splices.setdefault(server.file, []).append((at, at, block))
+        splices.setdefault(server.file, []).append(_append(tree.texts[server.file], server,
+                                                           _proxy_lines(ACME_ARGS, want)))
         changes.append(AcmeChange(server.file, server.line, host, "added"))
     out = {}
     for path, parts in splices.items():

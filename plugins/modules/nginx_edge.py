@@ -33,9 +33,11 @@ description:
     C(listen) port O(acme_challenge.port), default 80) a
     C(location ^~ /.well-known/acme-challenge/ { proxy_set_header Host $host; proxy_pass http://TARGET; }), so that
     the K3s ingress (cert-manager's HTTP-01 solver) answers the ACME challenges of that host through the public port
-    while nginx-proxy owns it; O(acme_challenge.state=absent) removes it again. Idempotent; a server that already
-    answers the challenge path itself (a certbot webroot location) is refused, never overwritten. The same
-    backup, validate, restore and reload discipline applies.
+    while nginx-proxy owns it; O(acme_challenge.state=absent) removes it again. Idempotent. A server that already
+    answers the challenge path from a certbot webroot (C(root DIR;) alone in the location) keeps it - certbot's
+    renewals go on - and gets C(try_files $uri @sophia_acme_k3s;) in it plus that named location proxying to TARGET,
+    so only the tokens the webroot lacks go to K3s. A challenge location of any other shape is refused, never
+    overwritten. The same backup, validate, restore and reload discipline applies.
 author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:

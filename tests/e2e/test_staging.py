@@ -122,10 +122,32 @@ def test_the_node_runs_production_compose_project(stage):
     node("docker", "exec", "sophia-nginx-proxy-1", "nginx", "-t", "-q")
 
 
+SOLVER_TOKEN = "/.well-known/acme-challenge/sophia-lab-solver-token"  # on the K3s side only (k3s-ingress.conf.j2)
+
+
+def plain_http(path: str) -> tuple[int, str]:
+    """(status, body) of ``path`` through nginx-proxy's public :80 (Host www.sophia-intel.ai), asked from the node, as
+    Let's Encrypt asks for a token (no redirect followed)."""
+    code = ("import http.client, sys\n"
+            "c = http.client.HTTPConnection(sys.argv[1], 80, timeout=10)\n"
+            "c.request('GET', sys.argv[2], headers={'Host': 'www.sophia-intel.ai'})\n"
+            "r = c.getresponse()\nprint(r.status)\nprint(r.read().decode(), end='')\n")
+    status, _newline, body = node("python3", "-c", code, PUBLIC, path).partition("\n")
+    return int(status), body
+
+
 def test_phase2a_check_then_real_then_nothing_changes(stage):
+    edge_files = "cat /opt/sophia/nginx-proxy/conf.d/*.conf"
+    if "@sophia_acme_k3s" not in node("sh", "-c", edge_files):  # a fresh lab: certbot's webroot answers, not K3s
+        assert plain_http(SOLVER_TOKEN)[0] == 404
     clean(staging("playbooks/phase2a.yml", "--check"))
     first = staging("playbooks/phase2a.yml", "-v")
     clean(first)
+    # HTTP-01 during coexistence: a token that only the K3s side has is fetched through the public :80, and
+    # certbot's webroot location is still there for the Compose side's renewals
+    assert plain_http(SOLVER_TOKEN) == (200, "sophia-lab-solver-token.k3s-solver")
+    edge = node("sh", "-c", edge_files)
+    assert "root /var/www/certbot;" in edge and edge.count("try_files $uri @sophia_acme_k3s;") == 1, edge
     # the DNS check ran on the node against the lab resolver and matched the public address
     dns_task = r"Issuance \| DNS of every TLS host.*?\n.*?ok: \[lambda-gpu-01\]"  # on the node, not delegated
     assert re.search(dns_task, first.stdout), explain(first.stdout)

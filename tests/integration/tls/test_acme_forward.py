@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import os
 import signal
 import subprocess
 import textwrap
@@ -22,7 +21,7 @@ import pytest
 
 from ansible_collections.sophia.migrate.plugins.modules import nginx_edge
 from support.modules import run_module
-from support.servers import free_port, require_binary, wait_port
+from support.servers import free_port, nginx_main_conf, require_binary, wait_port
 
 WWW, API = "www.sophia-intel.ai", "api.sophia-intel.ai"
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
@@ -62,21 +61,7 @@ def edge(tmp_path):
     conf = tmp_path / "edge"
     (conf / "conf.d").mkdir(parents=True)
     (conf / "logs").mkdir()
-    (conf / "nginx.conf").write_text(("user root;\n" if os.geteuid() == 0 else "") + textwrap.dedent(f"""\
-        worker_processes 1;
-        pid {conf}/nginx.pid;
-        error_log {conf}/logs/error.log warn;
-        events {{ worker_connections 64; }}
-        http {{
-            access_log off;
-            client_body_temp_path {conf}/body;
-            proxy_temp_path {conf}/proxy;
-            fastcgi_temp_path {conf}/fcgi;
-            uwsgi_temp_path {conf}/uwsgi;
-            scgi_temp_path {conf}/scgi;
-            include conf.d/*.conf;
-        }}
-        """))
+    (conf / "nginx.conf").write_text(nginx_main_conf(conf))
     (conf / "conf.d" / "sites.conf").write_text(textwrap.dedent(f"""\
         # the Compose edge: plain HTTP redirects to HTTPS
         server {{
@@ -196,14 +181,51 @@ def test_invalid_result_is_put_back_and_not_reloaded(edge, capsys):
     assert res["backups"][str(edge["sites"])]  # the backup was taken before the write
 
 
-def test_a_server_that_answers_challenges_itself_is_refused(edge, capsys):
+def test_a_certbot_webroot_is_kept_and_only_the_tokens_it_lacks_go_to_k3s(edge, capsys, tmp_path):
+    """Production's :80 server serves /.well-known/acme-challenge/ from certbot's webroot (its renewals). During
+    coexistence both clients must pass: a token certbot put in the webroot is answered from there, any other one by
+    the K3s ingress (cert-manager's solver); removal gives the file back byte for byte."""
+    webroot = tmp_path / "certbot"
+    (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+    (webroot / ".well-known" / "acme-challenge" / "certbot-token").write_text("certbot-key-authorisation")
     text = edge["sites"].read_text().replace(
-        '    location = /healthz', '    location /.well-known/acme-challenge/ { root /var/www/certbot; }\n'
+        '    location = /healthz', f'    location /.well-known/acme-challenge/ {{ root {webroot}; }}\n'
+                                   '    location = /healthz', 1)
+    edge["sites"].write_text(text)
+    subprocess.run([*edge["nginx"], "-s", "reload"], check=True)
+    assert eventually(edge, WWW, 404)[0] == 404  # today: a cert-manager token is answered by the webroot (404)
+
+    res = forward(capsys, edge)
+    assert res["changed"] and not res.get("failed"), res.get("msg")
+    assert [c["action"] for c in res["acme_challenge"]] == ["added"]
+    assert eventually(edge, WWW, 200) == (200, KEY_AUTH)  # not in the webroot: K3s answers
+    assert fetch(edge, WWW, "/.well-known/acme-challenge/certbot-token") == (200, "certbot-key-authorisation")
+    assert K3sIngress.seen[-1] == WWW
+    changed = edge["sites"].read_text()
+    assert changed.count("try_files $uri @sophia_acme_k3s;") == 1 and "location @sophia_acme_k3s {" in changed
+    assert "location ^~ /.well-known/acme-challenge/" not in changed  # the webroot location is the one kept
+
+    again = forward(capsys, edge)
+    assert not again["changed"] and [c["action"] for c in again["acme_challenge"]] == ["unchanged"]
+    moved = forward(capsys, edge, acme_challenge={"host": WWW, "target": "127.0.0.1:1", "port": edge["http"]})
+    assert moved["changed"] and [c["action"] for c in moved["acme_challenge"]] == ["retargeted"]
+    assert edge["sites"].read_text() == changed.replace(f"127.0.0.1:{edge['k3s']};", "127.0.0.1:1;")
+
+    gone = forward(capsys, edge, state="absent")
+    assert gone["changed"] and [c["action"] for c in gone["acme_challenge"]] == ["removed"]
+    assert edge["sites"].read_text() == text  # byte for byte
+    assert eventually(edge, WWW, 404)[0] == 404
+    assert fetch(edge, WWW, "/.well-known/acme-challenge/certbot-token") == (200, "certbot-key-authorisation")
+
+
+def test_a_challenge_location_of_another_shape_is_refused(edge, capsys):
+    text = edge["sites"].read_text().replace(
+        '    location = /healthz', '    location /.well-known/acme-challenge/ { proxy_pass http://127.0.0.1:9; }\n'
                                    '    location = /healthz')
     edge["sites"].write_text(text)
     res = forward(capsys, edge)
     assert res["failed"] and "already answers the challenge path itself: location /.well-known/acme-challenge/ " \
-                             f"at {edge['sites']}:5 (a certbot webroot?)" in res["msg"], res["msg"]
+                             f"at {edge['sites']}:5, in a shape this module cannot share" in res["msg"], res["msg"]
     assert edge["sites"].read_text() == text
 
 

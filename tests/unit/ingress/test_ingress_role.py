@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import stat
 import subprocess
 import textwrap
@@ -302,3 +303,31 @@ def test_expired_certificate_refused_with_its_dates(tmp_path):
     assert f"expired (notBefore {before}, notAfter {after})" in res.stdout, res.stdout[-3000:]
     assert "www.sophia-intel.ai/fullchain.pem" in res.stdout
     assert not (tmp_path / "staging").exists()
+
+
+def test_challenge_path_of_every_tls_host_is_forwarded_to_k3s_and_taken_out_again(tmp_path):
+    """With ingress_certs_acme_forward_target, the role edits nginx-proxy's own configuration (the Sophia fixture: a
+    :80 server with certbot's webroot for www, none for api, which that server answers as the first on the port):
+    the webroot is kept, the tokens it lacks go to K3s, nginx-proxy is reloaded once; state=absent gives every file
+    back byte for byte."""
+    edge = tmp_path / "edge"
+    shutil.copytree(os.path.dirname(NGINX_CONF), edge)
+    before = {p.name: p.read_text() for p in (edge / "conf.d").iterdir()}
+    forward = {"ingress_certs_nginx_config": str(edge / "nginx.conf"),
+               "ingress_certs_acme_forward_target": "172.17.0.1:30080",
+               "ingress_certs_edge_reload_command": ["touch", str(tmp_path / "reloaded")],
+               "ingress_certs_install": False}
+    out = run_role(tmp_path, forward)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "Module failed" not in out.stdout
+    www = (edge / "conf.d" / "sophia-www.conf").read_text()
+    assert www.count("try_files $uri @sophia_acme_k3s;") == 1 and www.count("proxy_pass http://172.17.0.1:30080;") == 1
+    assert "root /var/www/certbot;" in www  # certbot's renewals keep their webroot
+    assert (edge / "conf.d" / "sophia-api.conf").read_text() == before["sophia-api.conf"]
+    assert (tmp_path / "reloaded").exists()
+    assert "api.sophia-intel.ai -> 172.17.0.1:30080 (present)" in out.stdout
+
+    back = run_role(tmp_path, {**forward, "ingress_certs_acme_forward_state": "absent"})
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert {p.name: p.read_text() for p in (edge / "conf.d").glob("*.conf")} == before
+    assert len(list((edge / "conf.d").glob("sophia-www.conf.*~"))) == 2  # a backup before each write
