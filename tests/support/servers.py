@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import shutil
@@ -99,6 +100,26 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+class K3sIngressStandIn(http.server.BaseHTTPRequestHandler):
+    """A quiet stand-in for the K3s ingress: a subclass decides the body of a GET (``answer``); None is the
+    controller's default backend, 404."""
+
+    def answer(self) -> bytes | None:
+        raise NotImplementedError
+
+    def do_GET(self):
+        body = self.answer()
+        status = 200 if body is not None else 404
+        body = body if body is not None else b"default backend - 404"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
 def nginx_main_conf(directory: str | os.PathLike, body: str = "include conf.d/*.conf;",

@@ -21,31 +21,23 @@ import pytest
 
 from ansible_collections.sophia.migrate.plugins.modules import nginx_edge
 from support.modules import run_module
-from support.servers import free_port, nginx_main_conf, require_binary, wait_port
+from support.servers import K3sIngressStandIn, free_port, nginx_main_conf, require_binary, wait_port
 
 WWW, API = "www.sophia-intel.ai", "api.sophia-intel.ai"
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEY_AUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 
 
-class K3sIngress(http.server.BaseHTTPRequestHandler):
+class K3sIngress(K3sIngressStandIn):
     """Answers the challenge of WWW only (the solver's Ingress is for that host); records the Host headers."""
 
     seen: t.ClassVar[list[str]] = []
 
-    def do_GET(self):
+    def answer(self):
         K3sIngress.seen.append(self.headers.get("Host", ""))
         if self.path == f"/.well-known/acme-challenge/{TOKEN}" and self.headers.get("Host") == WWW:
-            body, status = KEY_AUTH.encode(), 200
-        else:
-            body, status = b"default backend - 404", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+            return KEY_AUTH.encode()
+        return None
 
 
 @pytest.fixture

@@ -39,35 +39,27 @@ import pytest
 
 from ansible_collections.sophia.migrate.plugins.modules import nginx_edge, tls_check
 from support.modules import run_module
-from support.servers import free_port, nginx_main_conf, require_binary, wait_port
+from support.servers import K3sIngressStandIn, free_port, nginx_main_conf, require_binary, wait_port
 
 HOSTS = ["www.sophia-intel.ai", "api.sophia-intel.ai"]
 ACME = "/.well-known/acme-challenge/"
 
 
-class K3sSolver(http.server.BaseHTTPRequestHandler):
+class K3sSolver(K3sIngressStandIn):
     """The K3s ingress with cert-manager's solver: a token is answered only for a host that has a solver."""
 
     tokens: t.ClassVar[str] = ""
     solved_hosts: t.ClassVar[set[str]] = set()
     seen: t.ClassVar[list[tuple[str, str]]] = []
 
-    def do_GET(self):
+    def answer(self):
         host = self.headers.get("Host", "").split(":")[0]
         K3sSolver.seen.append((host, self.path))
         path = os.path.join(K3sSolver.tokens, ".well-known", "acme-challenge", os.path.basename(self.path))
         if self.path.startswith(ACME) and host in K3sSolver.solved_hosts and os.path.isfile(path):
             with open(path, "rb") as handle:
-                body, status = handle.read(), 200
-        else:
-            body, status = b"default backend - 404", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+                return handle.read()
+        return None
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
