@@ -189,3 +189,63 @@ def check(secrets: list[dict[str, str]], contents: dict[str, t.Any], read_errors
                                  **_tls.describe(chain[0], now)})
         problems.extend({"host": host, "file": f, "reason": r} for f, r in found)
     return certificates, problems
+
+
+# cert-manager writes this annotation on every Secret it issues into (cert-manager.io/v1, Certificate.spec.secretName).
+ISSUED_ANNOTATION = "cert-manager.io/certificate-name"
+
+
+def _live_leaf(value: t.Any) -> t.Any:
+    """The first certificate of a Secret's ``tls.crt`` (base64 PEM, as the API returns it), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return _tls.load_chain(base64.b64decode(value, validate=True), "tls.crt")[0]
+    except (binascii.Error, ValueError, _tls.TlsError, IndexError):
+        return None
+
+
+def existing_problems(existing: list[t.Any]) -> list[str]:
+    """What is wrong with the ``existing`` entries (each a dict with a non-empty text ``name``)."""
+    return [f"existing[{i}] must be a mapping with a non-empty text name (got {type(e).__name__})"
+            for i, e in enumerate(existing)
+            if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"]]
+
+
+def decide(certificates: list[dict[str, t.Any]],
+           existing: list[dict[str, t.Any]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(apply, kept) for the Secrets ``certificates`` describe (check()'s result), given the Secrets of those names
+    the cluster has now (``existing``: ``name``, ``issued_by`` - the Secret's cert-manager.io/certificate-name
+    annotation, empty when it has none - and ``certificate``, its tls.crt as the API returns it).
+
+    A Secret cert-manager issued into is never replaced: the imported certificate only bridges until the issued one
+    is there, and replacing it would make cert-manager order again (Let's Encrypt's rate limits). An absent Secret is
+    created; one imported earlier is updated when nginx-proxy now serves another certificate that is valid at least
+    as long (certbot renewed it on the Compose side); otherwise it is kept, with the reason."""
+    by_name = {e["name"]: e for e in existing}
+    apply, kept = [], []
+    for cert in certificates:
+        name = cert["secret"]
+        live = by_name.get(name)
+        if live is None:
+            apply.append({"secret": name, "action": "create", "reason": "not in the cluster yet"})
+            continue
+        if live.get("issued_by"):
+            kept.append({"secret": name, "reason": f"issued by cert-manager (Certificate {live['issued_by']}): never "
+                                                   "replaced by the imported certificate"})
+            continue
+        leaf = _live_leaf(live.get("certificate"))
+        if leaf is None:
+            apply.append({"secret": name, "action": "update", "reason": "the Secret holds no readable certificate"})
+        elif _tls.fingerprint(leaf) == cert["sha256"]:
+            kept.append({"secret": name, "reason": f"holds this certificate already (sha256 {cert['sha256'][:16]}...)"})
+        elif _tls.stamp(_tls.not_after(leaf)) > cert["not_after"]:
+            kept.append({"secret": name, "reason": f"holds a certificate valid longer (notAfter "
+                                                   f"{_tls.stamp(_tls.not_after(leaf))}) than nginx-proxy's "
+                                                   f"({cert['not_after']})"})
+        else:
+            apply.append({"secret": name, "action": "update",
+                          "reason": f"nginx-proxy serves another certificate now (sha256 "
+                                    f"{_tls.fingerprint(leaf)[:16]}... -> {cert['sha256'][:16]}..., notAfter "
+                                    f"{cert['not_after']})"})
+    return apply, kept

@@ -23,6 +23,11 @@ description:
     certificate is valid for the host - and fails naming the file and the problem.
   - The checks run where the module runs (the controller); nothing it returns holds key material. O(contents) is
     a no_log option; the task that reads the files must be C(no_log) too.
+  - With O(existing) (the Secrets of those names the cluster has now, read with M(kubernetes.core.k8s_info))
+    it also decides which Secrets to write (RV(apply)) and which to leave (RV(kept)). A Secret cert-manager issued
+    into (annotation C(cert-manager.io/certificate-name)) is never replaced, so a later run cannot put the imported
+    certificate back over the issued one, nor make cert-manager order again. An absent Secret is created; one
+    imported earlier is updated only when nginx-proxy now serves another certificate valid at least as long.
 author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:
@@ -80,6 +85,14 @@ options:
     description: Fail when a host has no certificate on nginx-proxy (its Ingress would serve the controller's default).
     type: bool
     default: true
+  existing:
+    description:
+      - The Secrets of the names in RV(secrets) the cluster has now, each C(name), C(issued_by) (its
+        C(cert-manager.io/certificate-name) annotation; empty or absent when it has none) and C(certificate) (its
+        C(tls.crt) as the API returns it, base64). Never pass a key. Absent names are simply missing. Omitted (the
+        cluster was not read) - every Secret is in RV(apply).
+    type: list
+    elements: dict
 """
 
 EXAMPLES = r"""
@@ -108,6 +121,7 @@ EXAMPLES = r"""
     prefix: /opt/sophia/nginx-proxy
     contents: "{{ dict(read.results | selectattr('content', 'defined') | map(attribute='item')
                   | zip(read.results | selectattr('content', 'defined') | map(attribute='content'))) }}"
+    existing: "{{ live_secrets }}"  # name, issued_by, certificate of each Secret k8s_info found (never the key)
   delegate_to: localhost
 """
 
@@ -139,6 +153,18 @@ certificates:
   returned: always
   type: list
   elements: dict
+apply:
+  description:
+    - With O(contents), the Secrets to write - C(secret), C(action) (C(create), C(update), or C(write) when
+      O(existing) was not given), C(reason).
+  returned: always
+  type: list
+  elements: dict
+kept:
+  description: With O(contents) and O(existing), the Secrets left as they are - C(secret), C(reason).
+  returned: always
+  type: list
+  elements: dict
 """
 
 from ansible.module_utils.basic import missing_required_lib
@@ -160,6 +186,7 @@ def main() -> None:
             "ca_bundle": {"type": "path"},
             "min_days": {"type": "int", "default": 0},
             "fail_on_missing": {"type": "bool", "default": True},
+            "existing": {"type": "list", "elements": "dict"},
         },
         supports_check_mode=True,
     )
@@ -168,13 +195,15 @@ def main() -> None:
     p = module.params
     if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in p["path_map"].items()):
         module.fail_json(msg="tls_import: path_map must map directories to non-empty directories (text)")
+    if p["existing"] and _cert_import.existing_problems(p["existing"]):
+        module.fail_json(msg="tls_import: " + "; ".join(_cert_import.existing_problems(p["existing"])))
     if p["min_days"] < 0 or p["min_days"] > 3650:
         module.fail_json(msg=f"tls_import: min_days must be between 0 and 3650, got {p['min_days']}")
     try:
         planned = _cert_import.plan(p["hosts"], p["servers"], p["certificates"], p["path_map"], p["prefix"])
     except _cert_import.CertImportError as exc:
         module.fail_json(msg=f"tls_import: {exc}")
-    result = {"changed": False, "certificates": [], **planned}
+    result = {"changed": False, "certificates": [], "apply": [], "kept": [], **planned}
     if p["contents"] is None:
         module.exit_json(**result)
     bundle = p["ca_bundle"] or _tls.default_ca_bundle()
@@ -191,6 +220,11 @@ def main() -> None:
         reasons += [f"{m['host']} (Secret {m['secret']}): {m['reason']}" for m in planned["missing"]]
     if reasons:
         module.fail_json(msg="tls_import: refusing to import the certificates: " + "; ".join(reasons), **result)
+    if p["existing"] is None:
+        result["apply"] = [{"secret": c["secret"], "action": "write", "reason": "the cluster was not read"}
+                           for c in certificates]
+    else:
+        result["apply"], result["kept"] = _cert_import.decide(certificates, p["existing"])
     module.exit_json(**result)
 
 

@@ -20,10 +20,13 @@ so this module runs beside the lab in the same pytest session.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import secrets
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -101,7 +104,7 @@ def stage(fly_token):
         assert left.strip() == ""
 
 
-def test_the_node_runs_production_compose_project(stage):
+def test_the_node_runs_production_compose_project(stage, routed):
     names = set(node("docker", "ps", "--format", "{{.Names}}").split())
     assert {"sophia-redis-1", "sophia-qdrant-1", "sophia-nginx-proxy-1", "sophia-mcp-context-1",
             "sophia-sophia-jobs-1", "sophia-prometheus-1", "sophia-node-exporter-1"} <= names, names
@@ -120,9 +123,71 @@ def test_the_node_runs_production_compose_project(stage):
     assert not [v for v in secret_values() if v in node("cat", "/opt/sophia/docker-compose.yml")]
     # production's edge validation command works as it is
     node("docker", "exec", "sophia-nginx-proxy-1", "nginx", "-t", "-q")
+    # nginx-proxy serves certbot's lineage at production's paths (symlinks into archive/), issued by Pebble: a client
+    # trusting Pebble's root only verifies it for the public name
+    assert node("readlink", f"{LINEAGE}/fullchain.pem").startswith("../../archive/")
+    sha, cert = TlsWatch().once()
+    assert sha == issued_sha256()
+    issuer = dict(pair[0] for pair in cert["issuer"])
+    assert issuer["commonName"].startswith("Pebble Intermediate CA"), cert["issuer"]
 
 
 SOLVER_TOKEN = "/.well-known/acme-challenge/sophia-lab-solver-token"  # on the K3s side only (k3s-ingress.conf.j2)
+DOMAIN = "www.sophia-intel.ai"
+# Pebble's root (roles/lab_staging, tasks/acme.yml): the only CA the rehearsal's TLS client trusts
+ACME_ROOT = os.path.join(STATE, "lab", "acme-root.pem")
+LINEAGE = f"/etc/letsencrypt/live/{DOMAIN}"
+
+
+def issued_sha256() -> str:
+    """SHA-256 of the certificate certbot got from Pebble for the public name (on the node)."""
+    out = node("openssl", "x509", "-in", f"{LINEAGE}/cert.pem", "-noout", "-fingerprint", "-sha256")
+    return out.strip().split("=", 1)[1].replace(":", "").lower()
+
+
+class TlsWatch:
+    """A TLS client of the public name that trusts Pebble's root only: it connects to the node's public address on
+    443 (SNI and host-name check, as a browser) every ``interval`` seconds while it runs, and keeps the SHA-256 of every
+    certificate it was served and each failure by kind: ``mismatch`` (host name), ``untrusted`` (any other
+    verification failure: a default, self-signed or other CA's certificate) and ``handshake`` (no TLS session)."""
+
+    def __init__(self, interval: float = 0.25):
+        self.context = ssl.create_default_context(cafile=ACME_ROOT)  # cafile given: no system roots are loaded
+        self.interval, self.served, self.failures, self.handshakes = interval, {}, [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def once(self) -> tuple[str, dict]:
+        with socket.create_connection((PUBLIC, 443), timeout=10) as raw, \
+                self.context.wrap_socket(raw, server_hostname=DOMAIN) as tls:
+            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest(), tls.getpeercert()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sha, _cert = self.once()
+                self.served[sha] = self.served.get(sha, 0) + 1
+            except ssl.SSLCertVerificationError as exc:
+                kind = "mismatch" if exc.verify_code == 62 else "untrusted"  # X509_V_ERR_HOSTNAME_MISMATCH
+                self.failures.append((time.strftime("%H:%M:%S"), kind, exc.verify_message))
+            except OSError as exc:  # ssl.SSLError included: no session
+                self.failures.append((time.strftime("%H:%M:%S"), "handshake", repr(exc)))
+            self.handshakes += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TlsWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def summary(self) -> str:
+        kinds = {k: sum(f[1] == k for f in self.failures) for k in ("handshake", "mismatch", "untrusted")}
+        return (f"TLS (Pebble's root only): {self.handshakes} handshakes, {kinds['handshake']} failed, "
+                f"{kinds['mismatch']} host-name mismatches, {kinds['untrusted']} untrusted; certificates served "
+                + ", ".join(f"{sha[:16]}... x{n}" for sha, n in self.served.items()))
 
 
 def plain_http(path: str) -> tuple[int, str]:
@@ -138,6 +203,11 @@ def plain_http(path: str) -> tuple[int, str]:
 
 def test_phase2a_check_then_real_then_nothing_changes(stage):
     edge_files = "cat /opt/sophia/nginx-proxy/conf.d/*.conf"
+    # a token certbot left in its webroot (the Compose side's renewals): answered from there before and after
+    node("sh", "-c", "mkdir -p /var/www/certbot/.well-known/acme-challenge && printf compose-side-token"
+         " > /var/www/certbot/.well-known/acme-challenge/sophia-compose-token")
+    compose_token = "/.well-known/acme-challenge/sophia-compose-token"
+    assert plain_http(compose_token) == (200, "compose-side-token")
     if "@sophia_acme_k3s" not in node("sh", "-c", edge_files):  # a fresh lab: certbot's webroot answers, not K3s
         assert plain_http(SOLVER_TOKEN)[0] == 404
     clean(staging("playbooks/phase2a.yml", "--check"))
@@ -146,6 +216,11 @@ def test_phase2a_check_then_real_then_nothing_changes(stage):
     # HTTP-01 during coexistence: a token that only the K3s side has is fetched through the public :80, and
     # certbot's webroot location is still there for the Compose side's renewals
     assert plain_http(SOLVER_TOKEN) == (200, "sophia-lab-solver-token.k3s-solver")
+    assert plain_http(compose_token) == (200, "compose-side-token")
+    # continuity: the certificate nginx-proxy serves (Pebble's, read through certbot's symlinks) was imported
+    imported = (rf"{re.escape(DOMAIN)}\s+\S+-tls\s+\S*{re.escape(LINEAGE)}/fullchain\.pem\s+\S+\s+"
+                rf".*?Pebble Intermediate CA.*?{issued_sha256()}")  # -v folds long lines
+    assert re.search(imported, first.stdout, re.S), explain(first.stdout)
     edge = node("sh", "-c", edge_files)
     assert "root /var/www/certbot;" in edge and edge.count("try_files $uri @sophia_acme_k3s;") == 1, edge
     # the DNS check ran on the node against the lab resolver and matched the public address
@@ -226,10 +301,21 @@ def side_of(path: str, timeout: float = 10) -> tuple[str, str]:
 
 def under_load(tmp_path, stores: Stores, label: str, side: str, *args: str) -> tuple:
     """The playbook run ``args`` under load; every acknowledged write must then be in ``side``'s Redis and Qdrant
-    (named, not inferred from the Redis roles: a broken way back must not read as lost writes, nor hide them)."""
+    (named, not inferred from the Redis roles: a broken way back must not read as lost writes, nor hide them).
+    Before, during and after the run a TLS client trusting Pebble's root only connects to the public name: no
+    handshake may fail, and every certificate served is the one certbot got from Pebble (nginx-proxy's, which Phase 2A
+    imported for the K3s ingress): never a default, self-signed or other certificate."""
     writer = Writer(edge=STAGING_EDGE, stores=stores)
-    res, result, lost = during_load(tmp_path, STAGING_EDGE, ROUTES, writer, lambda: staging(*args, timeout=1800),
-                                    f"staging {label}", side=side, host="www.sophia-intel.ai", client_timeout=60)
+    expected = issued_sha256()
+    with TlsWatch() as watch:
+        time.sleep(1)  # before the run: the public name as it is served now
+        res, result, lost = during_load(tmp_path, STAGING_EDGE, ROUTES, writer, lambda: staging(*args, timeout=1800),
+                                        f"staging {label}", side=side, host=DOMAIN, client_timeout=60)
+    line = f"staging {label}: {watch.summary()}"
+    print(line)
+    write_figure("rehearsal-tls-" + re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:50], line)
+    assert watch.failures == [] and set(watch.served) == {expected}, (line, watch.failures[:10], expected)
+    assert watch.handshakes >= 20, line
     return res, result, writer, lost
 
 

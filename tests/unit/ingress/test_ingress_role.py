@@ -20,6 +20,7 @@ import yaml
 from unit.tls import certgen
 
 from ansible_collections.sophia.migrate.plugins.module_utils import _k8s_validate
+from support.kube_api import KubeApi
 
 pytestmark = pytest.mark.slow  # runs ansible-playbook (~20 s a run on this machine)
 
@@ -58,6 +59,7 @@ def run_role(tmp_path, extra=None, check=False, verbosity=0):
         "ingress_certs_tls_ca_bundle": bundle,
         "ingress_certs_staging_dir": str(tmp_path / "staging"),
         "ingress_certs_manifests_dir": str(tmp_path / "k3s-manifests"),
+        "ingress_certs_tls_apply": False,  # no API server: test_imported_secrets_go_through_the_api gives one
         **(extra or {}),
     }
     (tmp_path / "vars.json").write_text(json.dumps(variables))
@@ -116,7 +118,9 @@ def test_f5_render_validate_stage_install_idempotent(f5):
                       "sophia-ingress-20-cert-manager.yaml", "sophia-ingress-30-cluster-issuers.yaml",
                       "sophia-ingress-40-tls-secrets.yaml", "sophia-ingress-50-certificates.yaml",
                       "sophia-ingress-60-ingresses.yaml"]
-    assert sorted(os.listdir(tmp_path / "k3s-manifests")) == sorted([*staged, "traefik.yaml.skip"])
+    # the TLS Secrets (keys) are staged only: K3s would apply the auto-deploy copy again at every start
+    installed = [name for name in staged if name != "sophia-ingress-40-tls-secrets.yaml"]
+    assert sorted(os.listdir(tmp_path / "k3s-manifests")) == sorted([*installed, "traefik.yaml.skip"])
     for name in staged:
         assert stat.S_IMODE(os.stat(tmp_path / "staging" / name).st_mode) == 0o600
     result = validate(tmp_path / "staging")
@@ -269,9 +273,9 @@ def test_imported_secrets_at_vvv_community_controller(tmp_path):
     for key in (WWW.key_pem, API.key_pem):
         assert base64.b64encode(key).decode()[:40] not in out
     assert "www.sophia-intel.ai www-sophia-intel-ai-tls" in out  # the import is reported, by host and Secret
-    for directory in ("staging", "k3s-manifests"):
-        path = tmp_path / directory / "sophia-ingress-40-tls-secrets.yaml"
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    path = tmp_path / "staging" / "sophia-ingress-40-tls-secrets.yaml"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert not (tmp_path / "k3s-manifests" / "sophia-ingress-40-tls-secrets.yaml").exists()
     validate(tmp_path / "staging")
     manifests = docs(tmp_path / "staging")
     secrets = {d["metadata"]["name"]: d for d in manifests["sophia-ingress-40-tls-secrets.yaml"]}
@@ -281,6 +285,61 @@ def test_imported_secrets_at_vvv_community_controller(tmp_path):
     assert base64.b64decode(secrets["api-sophia-intel-ai-tls"]["data"]["tls.crt"]) == PKI.fullchain(API)
     assert secrets["api-sophia-intel-ai-tls"]["metadata"]["annotations"]["sophia.migrate/imported-from"] == \
         str(tmp_path / "le" / "live" / "api.sophia-intel.ai" / "fullchain.pem")
+
+
+def secret_object(name: str, issued, certificate_name: str = "") -> dict:
+    annotations = {"cert-manager.io/certificate-name": certificate_name} if certificate_name else {}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": name, "namespace": "sophia", "annotations": annotations},
+            "data": {"tls.crt": base64.b64encode(PKI.fullchain(issued)).decode(),
+                     "tls.key": base64.b64encode(issued.key_pem).decode()}}
+
+
+def test_imported_secrets_go_through_the_api_and_never_over_an_issued_one(tmp_path):
+    """The imported Secrets are written through the Kubernetes API (stand-in: tests/support/kube_api.py, answering as
+    the API server does for core/v1 Secrets and Namespaces), never through the auto-deploy directory, whose files K3s
+    applies again at every start. A later run leaves a Secret cert-manager issued into as it is, updates one imported
+    earlier when certbot renewed nginx-proxy's certificate, and then writes nothing."""
+    api = KubeApi()
+    try:
+        extra = {"ingress_certs_tls_apply": True, "ingress_certs_kubeconfig": api.kubeconfig(str(tmp_path / "kube"))}
+        stale = tmp_path / "k3s-manifests" / "sophia-ingress-40-tls-secrets.yaml"  # where an earlier version put them
+        stale.parent.mkdir()
+        stale.write_text("# imported Secrets, applied by K3s at every start\n")
+        first = run_role(tmp_path, extra)
+        assert first.returncode == 0, first.stdout[-4000:]
+        assert sorted(api.writes) == [("POST", "namespaces", "sophia"), ("POST", "secrets", "api-sophia-intel-ai-tls"),
+                                      ("POST", "secrets", "www-sophia-intel-ai-tls")]
+        assert not stale.exists()
+        www = api.objects[("secrets", "sophia", "www-sophia-intel-ai-tls")]
+        assert base64.b64decode(www["data"]["tls.crt"]) == PKI.fullchain(WWW)
+        assert base64.b64decode(www["data"]["tls.key"]) == WWW.key_pem
+        assert KEY_BODY not in first.stdout + first.stderr
+
+        # cert-manager issues www's certificate into its Secret; certbot renews api's on the Compose side
+        issued = PKI.leaf(["www.sophia-intel.ai"], days=(0, 90))
+        api.put_object("secrets", "sophia", secret_object("www-sophia-intel-ai-tls", issued, "www-sophia-intel-ai"))
+        renewed = PKI.leaf(["api.sophia-intel.ai"], days=(0, 120))
+        write_edge_certificates(tmp_path, api=renewed)
+        api.writes.clear()
+        second = run_role(tmp_path, extra)
+        assert second.returncode == 0, second.stdout[-4000:]
+        assert api.writes == [("PUT", "secrets", "api-sophia-intel-ai-tls")], second.stdout[-3000:]
+        out = " ".join(second.stdout.split())
+        kept = "keep www-sophia-intel-ai-tls issued by cert-manager (Certificate www-sophia-intel-ai)"
+        assert kept in out, out[-3000:]
+        assert "write api-sophia-intel-ai-tls update nginx-proxy serves another certificate now" in out
+        www = api.objects[("secrets", "sophia", "www-sophia-intel-ai-tls")]
+        assert base64.b64decode(www["data"]["tls.crt"]) == PKI.fullchain(issued)  # never put back
+        assert base64.b64decode(api.objects[("secrets", "sophia", "api-sophia-intel-ai-tls")]["data"]["tls.crt"]) \
+            == PKI.fullchain(renewed)
+
+        api.writes.clear()
+        third = run_role(tmp_path, extra)
+        assert third.returncode == 0 and api.writes == [] and changed(third.stdout) == 0, third.stdout[-3000:]
+        assert "keep api-sophia-intel-ai-tls holds this certificate already" in " ".join(third.stdout.split())
+    finally:
+        api.close()
 
 
 def test_missing_certificate_file_refused_by_name_before_anything_is_written(tmp_path):

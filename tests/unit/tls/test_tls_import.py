@@ -189,3 +189,50 @@ def test_host_of_a_given_route_list_without_edge_configuration(capsys):
     assert res["failed"] and res["missing"][0]["reason"] == (
         "no nginx-proxy configuration was read (no servers given); give its files in certificates "
         "(ingress_certs_tls_import in the role)")
+
+
+# --- which Secrets to write, given what the cluster has (option existing) ------------------------------------------
+def live(name, pki, cert, issued_by=""):
+    """A Secret as the role reduces kubernetes.core.k8s_info's object: name, cert-manager's annotation, tls.crt."""
+    return {"name": name, "issued_by": issued_by, "certificate": base64.b64encode(pki.fullchain(cert)).decode()}
+
+
+def test_without_existing_every_secret_is_written(capsys, tmp_path, pki):
+    _planned, res = run(capsys, [WWW, API], edge(tmp_path, pki), tmp_path, pki.bundle(tmp_path / "ca.pem"))
+    assert [(a["secret"], a["action"]) for a in res["apply"]] == [("www-sophia-intel-ai-tls", "write"),
+                                                                  ("api-sophia-intel-ai-tls", "write")]
+    assert res["kept"] == []
+
+
+def test_issued_secret_is_never_replaced_and_a_renewal_updates_an_imported_one(capsys, tmp_path, pki):
+    www, api = pki.leaf([WWW]), pki.leaf([API], days=(0, 120))
+    servers = edge(tmp_path, pki, www=www, api=api)
+    older_api, issued = pki.leaf([API], days=(-30, 60)), pki.leaf([WWW], days=(0, 90))
+    existing = [live("www-sophia-intel-ai-tls", pki, issued, issued_by="www-sophia-intel-ai"),
+                live("api-sophia-intel-ai-tls", pki, older_api)]
+    _planned, res = run(capsys, [WWW, API], servers, tmp_path, pki.bundle(tmp_path / "ca.pem"), existing=existing)
+    assert not res.get("failed"), res
+    assert [(a["secret"], a["action"]) for a in res["apply"]] == [("api-sophia-intel-ai-tls", "update")]
+    assert "nginx-proxy serves another certificate now" in res["apply"][0]["reason"]
+    reason = "issued by cert-manager (Certificate www-sophia-intel-ai): never replaced by the imported certificate"
+    assert res["kept"] == [{"secret": "www-sophia-intel-ai-tls", "reason": reason}]
+
+
+def test_absent_same_longer_lived_and_unreadable_secrets(capsys, tmp_path, pki):
+    www, api = pki.leaf([WWW], days=(-1, 30)), pki.leaf([API])
+    servers = edge(tmp_path, pki, www=www, api=api)
+    longer = pki.leaf([WWW], days=(0, 80))  # someone put a certificate valid longer there: not replaced by ours
+    existing = [live("www-sophia-intel-ai-tls", pki, longer)]
+    _planned, res = run(capsys, [WWW, API], servers, tmp_path, pki.bundle(tmp_path / "ca.pem"), existing=existing)
+    assert [(a["secret"], a["action"]) for a in res["apply"]] == [("api-sophia-intel-ai-tls", "create")]
+    assert res["kept"][0]["secret"] == "www-sophia-intel-ai-tls" and "valid longer" in res["kept"][0]["reason"]
+    same = [live("www-sophia-intel-ai-tls", pki, www), {"name": "api-sophia-intel-ai-tls", "certificate": "%%%"}]
+    _planned, res = run(capsys, [WWW, API], servers, tmp_path, pki.bundle(tmp_path / "ca.pem"), existing=same)
+    assert [(a["secret"], a["action"], a["reason"]) for a in res["apply"]] == [
+        ("api-sophia-intel-ai-tls", "update", "the Secret holds no readable certificate")]
+    assert res["kept"][0]["reason"].startswith("holds this certificate already")
+
+
+def test_existing_entry_without_a_name_is_a_clean_failure(capsys, tmp_path, pki):
+    res = run_module(tls_import, {"hosts": [WWW], "existing": [{"issued_by": "x"}]}, capsys)
+    assert res["failed"] and "existing[0] must be a mapping with a non-empty text name" in res["msg"]
