@@ -1,11 +1,14 @@
-"""A Kubernetes API server stand-in for core/v1 Secrets and Namespaces, for the kubernetes.core modules in tests.
+"""A Kubernetes API server stand-in for core/v1 Secrets and Namespaces and cert-manager's Certificates, for the
+kubernetes.core modules in tests.
 
 Stand-in: no kube-apiserver (nor K3s) binary can run here. It answers what the kubernetes Python client's dynamic
-client and kubernetes.core's k8s / k8s_info use for these two kinds, as the API server does: discovery (/version,
-/api, /api/v1, /apis), GET of one object (404 with a Status of reason NotFound when absent), POST to create (409
-AlreadyExists, 404 when the namespace does not exist), PUT to replace (a new resourceVersion), and a Secret's
-``data`` checked as base64. Every write is recorded (method, path, name) so a test can assert what was and was not
-written. Plain HTTP without authentication: the kubeconfig it writes has no credentials.
+client and kubernetes.core's k8s / k8s_info use for these kinds, as the API server does: discovery (/version, /api,
+/api/v1, /apis, /apis/cert-manager.io/v1), GET of one object (404 with a Status of reason NotFound when absent) or of
+a namespace's list, POST to create (409 AlreadyExists, 404 when the namespace does not exist), PUT to replace and
+PATCH to merge (each a new resourceVersion), and a Secret's ``data`` checked as base64. Certificates are read-only:
+cert-manager writes them, and a test puts them in place as cert-manager would (put_object). Every change is recorded
+(method, plural, name) so a test can assert what was and was not written. Plain HTTP without authentication: the
+kubeconfig it writes has no credentials.
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ import re
 import threading
 import typing as t
 
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 RESOURCES = {
     "namespaces": {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
-                   "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": ["ns"]},
-    "secrets": {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+                   "verbs": [v for v in _VERBS if v != "deletecollection"], "shortNames": ["ns"]},
+    "secrets": {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret", "verbs": _VERBS},
 }
-_OBJECT = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<plural>namespaces|secrets)(?:/(?P<name>[^/?]+))?$")
+# cert-manager.io/v1 (specs/k8s/cert-manager-crd-cert-manager.io_certificates-v1.21.1.yaml): read by the roles
+CERT_MANAGER = {
+    "certificates": {"name": "certificates", "singularName": "certificate", "namespaced": True, "kind": "Certificate",
+                     "verbs": _VERBS, "shortNames": ["cert", "certs"], "categories": ["cert-manager"]},
+}
+_API_VERSION = {**dict.fromkeys(RESOURCES, "v1"), **dict.fromkeys(CERT_MANAGER, "cert-manager.io/v1")}
+_OBJECT = re.compile(r"^/(?:api/v1|apis/cert-manager\.io/v1)/(?:namespaces/(?P<ns>[^/]+)/)?"
+                     r"(?P<plural>namespaces|secrets|certificates)(?:/(?P<name>[^/?]+))?$")
 
 
 def status(code: int, reason: str, message: str) -> dict[str, t.Any]:
@@ -98,10 +108,22 @@ class KubeApi:
         if path == "/api/v1":
             return 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": list(RESOURCES.values())}
         if path == "/apis":
-            return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+            version = {"groupVersion": "cert-manager.io/v1", "version": "v1"}
+            return 200, {"kind": "APIGroupList", "apiVersion": "v1",
+                         "groups": [{"name": "cert-manager.io", "versions": [version], "preferredVersion": version}]}
+        if path == "/apis/cert-manager.io/v1":
+            return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cert-manager.io/v1",
+                         "resources": list(CERT_MANAGER.values())}
         match = _OBJECT.match(path)
-        if not match or not match["name"]:
+        if not match or _API_VERSION[match["plural"]] != ("v1" if path.startswith("/api/") else "cert-manager.io/v1"):
             return 404, status(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if not match["name"]:
+            kind = {**RESOURCES, **CERT_MANAGER}[match["plural"]]["kind"]
+            with self._lock:
+                items = [o for (plural, ns, _name), o in sorted(self.objects.items())
+                         if plural == match["plural"] and (ns == (match["ns"] or "") or not match["ns"])]
+            return 200, {"kind": f"{kind}List", "apiVersion": _API_VERSION[match["plural"]],
+                         "metadata": {"resourceVersion": str(next(self._versions))}, "items": items}
         with self._lock:
             obj = self.objects.get((match["plural"], match["ns"] or "", match["name"]))
         if obj is None:
@@ -117,6 +139,8 @@ class KubeApi:
         name = match["name"] if method == "PUT" else body["metadata"].get("name")
         if not name or body["metadata"].get("name", name) != name:
             return 400, status(400, "BadRequest", "metadata.name is missing or does not match the path")
+        if plural not in RESOURCES:
+            return 405, status(405, "MethodNotAllowed", f"{plural} are read-only here (cert-manager writes them)")
         kind = RESOURCES[plural]["kind"]
         if body.get("kind") != kind or body.get("apiVersion") != "v1":
             got = f"{body.get('apiVersion')} {body.get('kind')}"
@@ -176,7 +200,8 @@ class KubeApi:
         with self._lock:
             if namespace:
                 self.objects.setdefault(("namespaces", "", namespace),
-                                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+                                        {"apiVersion": "v1", "kind": "Namespace",
+                                         "metadata": {"name": namespace, "resourceVersion": str(next(self._versions))}})
             obj = json.loads(json.dumps(obj))
             obj["metadata"]["resourceVersion"] = str(next(self._versions))
             self.objects[(plural, namespace, obj["metadata"]["name"])] = obj

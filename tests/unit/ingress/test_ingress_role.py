@@ -342,6 +342,63 @@ def test_imported_secrets_go_through_the_api_and_never_over_an_issued_one(tmp_pa
         api.close()
 
 
+def staging_certificate(host: str, ready: bool, **status) -> dict:
+    """A staging Certificate as cert-manager keeps it (cert-manager.io/v1 status: Ready condition, notAfter)."""
+    base = host.replace(".", "-")
+    condition = {"type": "Ready", "status": "True" if ready else "False",
+                 "reason": "Ready" if ready else "Failed",
+                 "message": "Certificate is up to date and has not expired" if ready
+                 else "The certificate request has failed to complete and will be retried"}
+    return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": f"{base}-staging", "namespace": "sophia"},
+            "spec": {"secretName": f"{base}-tls-staging", "dnsNames": [host],
+                     "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt-staging"}},
+            "status": {"conditions": [condition], **status}}
+
+
+def test_production_orders_only_after_a_ready_staging_certificate_with_the_state_in_the_ledger(tmp_path):
+    """Production Certificates are rendered only for hosts whose staging Certificate is Ready (read through the API
+    stand-in, tests/support/kube_api.py, which serves cert-manager.io/v1 Certificates as the API server does); the
+    other host is named with cert-manager's reason and waits. Each order's state goes to the ledger, once."""
+    production = {"ingress_certs_issuance_stage": "production", "ingress_certs_allow_production": True,
+                  "ingress_certs_dns_check": False, "ingress_certs_dns_expected_addresses": ["192.0.2.10"],
+                  "ingress_certs_ledger_path": str(tmp_path / "ledger.json")}
+    blind = run_role(tmp_path, production)  # tls_apply false: the staging certificates cannot be read
+    assert blind.returncode != 0 and "Module failed" not in blind.stdout
+    assert "this run does not read the cluster (ingress_certs_tls_apply=false)" in " ".join(blind.stdout.split())
+    api = KubeApi()
+    try:
+        api.put_object("certificates", "sophia", staging_certificate("www.sophia-intel.ai", True,
+                                                                     notAfter="2027-03-07T00:00:00Z"))
+        api.put_object("certificates", "sophia", staging_certificate("api.sophia-intel.ai", False,
+                                                                     failedIssuanceAttempts=1,
+                                                                     lastFailureTime="2026-12-07T10:00:00Z"))
+        extra = {**production, "ingress_certs_tls_apply": True,
+                 "ingress_certs_kubeconfig": api.kubeconfig(str(tmp_path / "kube"))}
+        first = run_role(tmp_path, extra)
+        assert first.returncode == 0, first.stdout[-4000:]
+        certificates = docs(tmp_path / "staging")["sophia-ingress-50-certificates.yaml"]
+        issued = sorted((c["metadata"]["name"], c["spec"]["secretName"], c["spec"]["issuerRef"]["name"])
+                        for c in certificates)
+        assert issued == [("api-sophia-intel-ai-staging", "api-sophia-intel-ai-tls-staging", "letsencrypt-staging"),
+                          ("www-sophia-intel-ai", "www-sophia-intel-ai-tls", "letsencrypt-production"),
+                          ("www-sophia-intel-ai-staging", "www-sophia-intel-ai-tls-staging", "letsencrypt-staging")]
+        out = " ".join(first.stdout.split())
+        assert ("api.sophia-intel.ai: staging Certificate api-sophia-intel-ai-staging is not Ready: Failed: The "
+                "certificate request has failed to complete") in out, out[-3000:]
+        with open(tmp_path / "ledger.json") as handle:
+            entries = [e for e in json.load(handle)["entries"] if e["step"].startswith("certificate/")]
+        state = {e["step"]: (e["status"], e["data"]["stage"], e["data"]["not_after"]) for e in entries}
+        assert state == {"certificate/www-sophia-intel-ai-staging": ("done", "staging", "2027-03-07T00:00:00Z"),
+                         "certificate/api-sophia-intel-ai-staging": ("failed", "staging", "")}
+        again = run_role(tmp_path, extra)
+        assert again.returncode == 0 and changed(again.stdout) == 0, again.stdout[-3000:]
+        with open(tmp_path / "ledger.json") as handle:
+            assert len([e for e in json.load(handle)["entries"] if e["step"].startswith("certificate/")]) == 2
+    finally:
+        api.close()
+
+
 def test_missing_certificate_file_refused_by_name_before_anything_is_written(tmp_path):
     write_edge_certificates(tmp_path)
     os.unlink(tmp_path / "le" / "live" / "api.sophia-intel.ai" / "fullchain.pem")
