@@ -39,6 +39,10 @@ def run_role(tmp_path, port, expected):
         # the fixture's certificate files (/etc/letsencrypt/...) are not on this machine: the import of the edge's
         # certificates is tested in tests/unit/tls and tests/unit/ingress; here the DNS preflight is
         "ingress_certs_tls_from_edge": False,
+        # no API server here: the staging certificates cannot be read (production after a Ready staging certificate
+        # is tested in tests/unit/ingress/test_ingress_role.py); here production is ordered for every host
+        "ingress_certs_tls_apply": False,
+        "ingress_certs_production_after_staging": False,
     }
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml"),
