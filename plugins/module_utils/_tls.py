@@ -28,7 +28,10 @@ try:
 except ImportError:  # pragma: no cover - reported by the modules with missing_required_lib
     HAS_CRYPTOGRAPHY = False
 else:
-    HAS_CRYPTOGRAPHY = True
+    # 42 added the timezone-aware validity dates this module reads; an older one (Debian 12's python3-cryptography 38,
+    # which certbot pulls in) counts as missing, so the modules fail cleanly instead of on an attribute
+    HAS_CRYPTOGRAPHY = hasattr(x509.Certificate, "not_valid_before_utc")
+REQUIREMENT = "cryptography >= 42"
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL)
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -446,7 +446,7 @@ def main() -> None:
     if kinds & {"http", "prometheus"} and not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"))
     if "tls" in kinds and not _tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"))
+        module.fail_json(msg=missing_required_lib(_tls.REQUIREMENT))
 
     session = requests.Session() if HAS_REQUESTS else None
     all_probes = probes + ([baseline["probe"]] if baseline else [])

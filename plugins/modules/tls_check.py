@@ -153,7 +153,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     if not _tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"))
+        module.fail_json(msg=missing_required_lib(_tls.REQUIREMENT))
     p = module.params
     if not p["targets"]:
         module.fail_json(msg="tls_check: targets is empty; give at least one host to check")

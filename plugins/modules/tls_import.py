@@ -191,7 +191,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     if not _tls.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"))
+        module.fail_json(msg=missing_required_lib(_tls.REQUIREMENT))
     p = module.params
     if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in p["path_map"].items()):
         module.fail_json(msg="tls_import: path_map must map directories to non-empty directories (text)")
