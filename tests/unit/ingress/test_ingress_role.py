@@ -302,6 +302,12 @@ def test_imported_secrets_go_through_the_api_and_never_over_an_issued_one(tmp_pa
     earlier when certbot renewed nginx-proxy's certificate, and then writes nothing."""
     api = KubeApi()
     try:
+        missing = {"ingress_certs_tls_apply": True, "ingress_certs_kubeconfig": str(tmp_path / "no-kubeconfig")}
+        before_k3s = run_role(tmp_path, missing, check=True)  # the first --check, before K3s ever started: passes
+        assert before_k3s.returncode == 0 and api.writes == [], before_k3s.stdout[-3000:]
+        refused = run_role(tmp_path, missing)  # a real run without the kubeconfig: stops, naming it
+        assert refused.returncode != 0 and "Module failed" not in refused.stdout
+        assert f"ingress_certs: {tmp_path / 'no-kubeconfig'} is not on localhost" in " ".join(refused.stdout.split())
         extra = {"ingress_certs_tls_apply": True, "ingress_certs_kubeconfig": api.kubeconfig(str(tmp_path / "kube"))}
         stale = tmp_path / "k3s-manifests" / "sophia-ingress-40-tls-secrets.yaml"  # where an earlier version put them
         stale.parent.mkdir()
@@ -365,7 +371,7 @@ def test_production_orders_only_after_a_ready_staging_certificate_with_the_state
                   "ingress_certs_ledger_path": str(tmp_path / "ledger.json")}
     blind = run_role(tmp_path, production)  # tls_apply false: the staging certificates cannot be read
     assert blind.returncode != 0 and "Module failed" not in blind.stdout
-    assert "this run does not read the cluster (ingress_certs_tls_apply=false)" in " ".join(blind.stdout.split())
+    assert "this run does not read the cluster (ingress_certs_tls_apply=false" in " ".join(blind.stdout.split())
     api = KubeApi()
     try:
         api.put_object("certificates", "sophia", staging_certificate("www.sophia-intel.ai", True,
