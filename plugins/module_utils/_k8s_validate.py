@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import functools
 import glob
+import hashlib
+import json
 import os
 import re
 import typing as t
 import urllib.parse
+
+from ansible_collections.sophia.migrate.plugins.module_utils._files import atomic_write
 
 try:
     import yaml
@@ -74,6 +78,7 @@ _CORE_VALIDATORS: dict[tuple[str, str, str], t.Any] = {}
 _VALIDATED: dict[tuple[str, str, str], int] = {}  # objects per kind so far, until its schema is built in place
 _REGISTRIES: dict[tuple[str, str, str], t.Any] = {}  # the kind's registry, until its schema is built in place
 _CHECKED_VERSIONS: set[str] = set()
+_VERSIONS: dict[str, list[str]] = {}
 LOADS: dict[str, int] = {}  # schema files read and parsed per process, by file name (tests, benchmarks)
 
 # Keywords that only annotate (no validator acts on them): dropped from the built schemas.
@@ -81,6 +86,68 @@ _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas
 _SUBSCHEMA = ("items", "additionalProperties", "additionalItems", "not", "contains", "propertyNames", "if", "then",
               "else", "unevaluatedItems", "unevaluatedProperties")
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
+# A built schema (references in place) is kept on disk, so a new process validates its first object of a kind at
+# the built speed instead of parsing the 1.3 MB _definitions.json and resolving references field by field (about
+# 28 ms of the 35 a one-file compose_to_k8s run spent). The directory: $SOPHIA_MIGRATE_SCHEMA_CACHE ("off" turns
+# it off), else $XDG_CACHE_HOME/sophia-migrate/k8s-schemas, else ~/.cache/sophia-migrate/k8s-schemas, as
+# kubernetes.core keeps its discovery cache under ~/.kube/cache. One file per kind, named by a hash of what the
+# schema is built from (this format, kubernetes-validate's version, the schema directory, the kind), so a new
+# kubernetes-validate or a new build never reads an old file. A file that is not ours (another owner, writable by
+# group or others, a link), unreadable or corrupt is ignored and rebuilt; a cache that cannot be written is skipped:
+# the cache never changes a result and never fails a run. Only schemas with no reference left are kept (a
+# recursive type keeps its references, which need the registry of _definitions.json).
+CACHE_ENV = "SOPHIA_MIGRATE_SCHEMA_CACHE"
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> str | None:
+    """The schema cache directory, or None when it is turned off."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured is not None:
+        return None if configured.strip().lower() in ("", "off", "0", "false", "no") else configured
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "sophia-migrate", "k8s-schemas")
+
+
+def _cache_path(schema_dir: str, api_version: str, kind: str) -> str | None:
+    directory = cache_dir()
+    if not directory:
+        return None
+    made_from = [CACHE_FORMAT, getattr(kubernetes_validate, "__version__", "?"), schema_dir, api_version, kind]
+    name = hashlib.sha256(json.dumps(made_from).encode()).hexdigest()[:40]
+    return os.path.join(directory, f"{kind.lower()}-{name}.json")
+
+
+def _cache_read(path: str) -> dict[str, t.Any] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            return None  # someone else could have written it: not trusted
+        try:
+            data = json.load(handle)
+        except (ValueError, UnicodeDecodeError, RecursionError, OSError):
+            return None
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("schema"), dict):
+        return None
+    LOADS["(cache)"] = LOADS.get("(cache)", 0) + 1
+    return data["schema"]
+
+
+def _cache_write(path: str, schema: dict[str, t.Any]) -> None:
+    text = json.dumps({"format": CACHE_FORMAT, "schema": schema}, separators=(",", ":"))
+    if '"$ref"' in text:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        atomic_write(path, text, 0o600)
+    except OSError:
+        pass
 
 
 def _annotation(keyword: str) -> bool:
@@ -96,7 +163,16 @@ def clear_cache() -> None:
     _VALIDATED.clear()
     _REGISTRIES.clear()
     _CHECKED_VERSIONS.clear()
+    _VERSIONS.clear()
     LOADS.clear()
+
+
+def _versions() -> list[str]:
+    """kubernetes-validate's schema versions, oldest first, listed once per process (each listing walks the
+    package's directory; its latest_version() lists it again)."""
+    if "all" not in _VERSIONS:
+        _VERSIONS["all"] = kubernetes_validate.utils.all_versions()
+    return _VERSIONS["all"]
 
 
 def _schema_contents(filename: str, k8s_version: str) -> t.Any:
@@ -152,9 +228,9 @@ def _schema_dir(k8s_version: str, strict: bool) -> str:
     if key not in _SCHEMA_DIRS:
         utils = kubernetes_validate.utils
         desired = utils.major_minor(k8s_version[1:] if k8s_version.startswith("v") else k8s_version)
-        versions = utils.all_versions()
+        versions = _versions()
         older = [v for v in versions if utils.major_minor(v) <= desired]  # kubernetes-validate compares this way
-        if desired > utils.latest_version() or not older:
+        if desired > versions[-1] or not older:
             raise ManifestError(f"k8s_version {k8s_version}: kubernetes-validate has schemas for Kubernetes "
                                 f"{utils.major_minor(versions[0])} to {utils.major_minor(versions[-1])} only")
         _SCHEMA_DIRS[key] = f"v{older[-1]}-local" + ("-strict" if strict else "")
@@ -166,7 +242,13 @@ def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool)
     Each call counts one object; at the INLINE_AFTER-th the kind's validator is rebuilt with references in place."""
     schema_dir = _schema_dir(k8s_version, strict)
     key = (schema_dir, api_version, kind)
+    cache = None
     if key not in _CORE_VALIDATORS:
+        cache = _cache_path(schema_dir, api_version, kind)
+        built = _cache_read(cache) if cache else None
+        if built is not None:
+            _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(built)
+            return _CORE_VALIDATORS[key]
         group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # rbac.authorization.k8s.io/v1 -> rbac-v1
         try:
             schema = _schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", k8s_version)
@@ -181,13 +263,15 @@ def _core_validator(api_version: str, kind: str, k8s_version: str, strict: bool)
         _VALIDATED[key], _REGISTRIES[key] = 0, registry
     if key in _VALIDATED:
         _VALIDATED[key] += 1
-        if _VALIDATED[key] >= INLINE_AFTER:
+        if _VALIDATED[key] >= INLINE_AFTER or cache:  # with a disk cache, built once per machine
             del _VALIDATED[key]
             registry, schema = _REGISTRIES.pop(key), _CORE_VALIDATORS[key].schema
             base = schema.get("$id", "") if isinstance(schema, dict) else ""
             # the definitions put in place are shared by the kinds of a version (a PodSpec is built once)
             built = _inline(schema, registry.resolver(base_uri=base), base, set(), _INLINED.setdefault(schema_dir, {}))
             _CORE_VALIDATORS[key] = jsonschema.validators.Draft202012Validator(built, registry=registry)
+            if cache:
+                _cache_write(cache, built)
     return _CORE_VALIDATORS[key]
 
 
@@ -397,8 +481,8 @@ def check_version(k8s_version: t.Any) -> None:
     if not HAS_KUBERNETES_VALIDATE or k8s_version in _CHECKED_VERSIONS:
         return  # checked once per process: all_versions() lists the package's directories each time
     utils = kubernetes_validate.utils
-    wanted, versions = utils.major_minor(k8s_version.lstrip("v")), utils.all_versions()
-    if wanted > utils.latest_version() or not [v for v in versions if utils.major_minor(v) <= wanted]:
+    wanted, versions = utils.major_minor(k8s_version.lstrip("v")), _versions()
+    if wanted > versions[-1] or not [v for v in versions if utils.major_minor(v) <= wanted]:
         raise ManifestError(f"k8s_version {k8s_version!r}: kubernetes-validate has schemas for "
                             f"{versions[0]} to {versions[-1]}")
     _CHECKED_VERSIONS.add(k8s_version)

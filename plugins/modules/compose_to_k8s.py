@@ -41,6 +41,10 @@ description:
   - Fields with no translation are listed in RV(unsupported); approximations in RV(notes). Nothing is dropped silently.
   - Output is deterministic (sorted services, objects and keys), so diffs between runs are meaningful.
   - In check mode nothing is written; with C(--diff) the diff against the files in O(dest) is returned.
+  - The Kubernetes schemas built for validation are cached on the host the module runs on, in the directory named by
+    the environment variable C(SOPHIA_MIGRATE_SCHEMA_CACHE) (C(off) turns the cache off), else
+    C($XDG_CACHE_HOME/sophia-migrate/k8s-schemas) or C(~/.cache/sophia-migrate/k8s-schemas). Files that are not the
+    user's own, are writable by others or cannot be read are ignored and rebuilt; the cache never changes a result.
 author:
   - Sophia Platform Team (@sophia-ai)
 extends_documentation_fragment:

@@ -18,6 +18,10 @@ description:
   - Helm values set through a K3s C(HelmChart) or C(HelmChartConfig) are checked against the chart's default
     values file C(<chart>-values-<version>.yaml) in O(schema_dirs); a key the chart does not have is an error.
   - Kinds with no schema anywhere are reported in RV(warnings), never silently passed.
+  - The Kubernetes schemas built for validation are cached on the host the module runs on, in the directory named by
+    the environment variable C(SOPHIA_MIGRATE_SCHEMA_CACHE) (C(off) turns the cache off), else
+    C($XDG_CACHE_HOME/sophia-migrate/k8s-schemas) or C(~/.cache/sophia-migrate/k8s-schemas). Files that are not the
+    user's own, are writable by others or cannot be read are ignored and rebuilt; the cache never changes a result.
   - The collection ships CRDs and chart values in its C(specs/k8s/) directory; roles pass
     C({{ role_path }}/../../specs/k8s).
 author:
