@@ -73,7 +73,7 @@ def expiring_alert(labels, left, days=14):
 def test_certificate_alerts_with_promtool(rendered, tmp_path):
     rule, _prometheus = rendered
     groups = rule["spec"]["groups"]
-    assert [g["name"] for g in groups] == ["sophia-migration", "sophia-certificates"]
+    assert [g["name"] for g in groups] == ["sophia-migration", "sophia-gpu", "sophia-certificates"]
     expiry = "certmanager_certificate_expiration_timestamp_seconds"
     ready = "certmanager_certificate_ready_status"
     inputs = [
