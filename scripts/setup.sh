@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 APT_PACKAGES=(docker.io docker-compose debootstrap redis-server nginx haproxy prometheus
-              prometheus-node-exporter wrk rsync curl jq iproute2 iptables git make openssl pebble certbot)
+              prometheus-node-exporter prometheus-alertmanager wrk rsync curl jq iproute2 iptables git make openssl pebble certbot)
 changed=0
 say() { printf '%s\n' "$*"; }
 
