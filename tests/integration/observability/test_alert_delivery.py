@@ -9,7 +9,8 @@ standing for the team's endpoint) with its labels, ``SophiaGPUUtilisationHigh`` 
 ``observability_alert_group_wait`` (1s instead of 30s), so the test does not wait half a minute for the first
 notification. Then the whole lab path: Debian's real Prometheus scrapes a DCGM-exporter stand-in serving a recorded
 scrape (no GPU here), evaluates the role's GPU rules and fires SophiaGPUUtilisationHigh for the GPU above 80 % only,
-through the real Alertmanager to the webhook. The filter's refusals of bad receivers are tested in tests/unit/observability/test_alertmanager_config.py.
+through the real Alertmanager to the webhook. The filter's refusals of bad receivers are tested in
+tests/unit/observability/test_alertmanager_config.py.
 """
 
 from __future__ import annotations
