@@ -1,8 +1,8 @@
 """k8s_services' autoscaling (Phase 2C), opt-in per service: HPA and VPA rendered, validated against their schemas
 (autoscaling/v2 from kubernetes-validate's strict schemas; the VPA against the vendored CRD of kubernetes/autoscaler
-1.7.1, specs/k8s/vpa-crd-autoscaling.k8s.io-1.7.1.yaml), and what cannot scale refused by name before anything is
-written. Production's service list and Compose fixture; no cluster (the apply path is the same kubernetes.core.k8s
-call as the other files)."""
+1.7.1, specs/k8s/vpa-crd-autoscaling.k8s.io_verticalpodautoscalers-1.7.1.yaml), and what cannot scale refused by
+name before anything is written. Production's service list and Compose fixture; no cluster (the apply path is the
+same kubernetes.core.k8s call as the other files)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_hpa_and_vpa_rendered_and_validated(tmp_path):
     assert docs[0]["spec"]["targetRef"]["kind"] == "StatefulSet" and docs[0]["spec"]["updatePolicy"] == {
         "updateMode": "Off"}
     # validated on the host with the vendored CRD, kept beside the render directory (never applied)
-    assert (tmp_path / "render.schemas" / "vpa-crd-autoscaling.k8s.io-1.7.1.yaml").is_file()
+    assert (tmp_path / "render.schemas" / "vpa-crd-autoscaling.k8s.io_verticalpodautoscalers-1.7.1.yaml").is_file()
     rc, out = _play(tmp_path, _vars(tmp_path))  # turned off again: the file goes
     assert rc == 0 and not (tmp_path / "render" / "02-autoscaling.yaml").exists()
 
